@@ -1,0 +1,26 @@
+/* cli/commands.h — the subcommands of the `ferry` command, one file each, and the helpers
+ * they share. A command returns the process exit status: 0 success, 1 violations found
+ * (check), 2 unusable input or failure. */
+#ifndef FERRY_CLI_COMMANDS_H
+#define FERRY_CLI_COMMANDS_H
+
+#include "ferry/ferry.h"
+
+#define FY_EXIT_OK 0
+#define FY_EXIT_VIOLATIONS 1
+#define FY_EXIT_FAILURE 2
+
+int fy_cmd_graph(int argc, char **argv);
+int fy_cmd_info(int argc, char **argv);
+int fy_cmd_demo(int argc, char **argv);
+
+/* Prints err as "FILE:LINE:COL: error: message" on stderr; returns FY_EXIT_FAILURE. */
+int fy_cli_report(const fy_error *err);
+/* Prints "ferry CMD: message" on stderr; returns FY_EXIT_FAILURE. */
+int fy_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a size option's value or fails naming the option. */
+int fy_cli_size(const char *cmd, const char *option, const char *text, uint64_t *out);
+/* Parses a whole non-negative number option (decimal) or fails naming the option. */
+int fy_cli_uint(const char *cmd, const char *option, const char *text, uint64_t *out);
+
+#endif

@@ -1,0 +1,45 @@
+/* Shared helpers for the cmocka tests: fixture paths and scratch folders. */
+#ifndef FERRY_TEST_UTIL_H
+#define FERRY_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Path of a fixture under tests/data, in a static buffer (one at a time). */
+static inline const char *fy_test_data(const char *rel)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", FY_TEST_DATA, rel);
+    return path;
+}
+
+/* A fresh scratch folder under the build tree (or TMPDIR), malloc'ed. */
+static inline char *fy_test_scratch(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/ferry-%s-XXXXXX", base ? base : "/tmp", tag);
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    return strdup(dir);
+}
+
+/* Removes a scratch folder and what is in it (one level). */
+static inline void fy_test_scratch_remove(char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    int rc = system(cmd);
+    (void)rc;
+    free(dir);
+}
+
+#endif
