@@ -2,7 +2,7 @@
  * relu and add read and write f32 or bf16 in any mix: values are widened to f32, computed
  * in f32 and rounded once to the output's dtype, in chunks, so an output may be the very
  * buffer of an input (same dtype, in place) but may not partly overlap one. */
-#include "engine/bf16.h"
+#include "core/bf16.h"
 #include "engine/kernels.h"
 
 #include <inttypes.h>

@@ -10,7 +10,7 @@
  * Layout follows the BLIS scheme: panels of B (KC x NC) and A (MC x KC) are packed into
  * contiguous f32 (converting bf16 on the way), and a 6 x 16 register tile accumulates into
  * an f32 work block, which is rounded into C once all of K is done. */
-#include "engine/bf16.h"
+#include "core/bf16.h"
 #include "engine/kernels.h"
 
 #include <inttypes.h>

@@ -8,21 +8,15 @@
 #include <stdio.h>
 #include <unistd.h>
 
-static const char *const dtype_names[] = {
-    "none", "f64", "f32", "f16", "bf16", "f8_e4m3", "f8_e5m2",
-    "i64",  "i32", "i16", "i8",  "u8",   "bool",
-};
-static const unsigned char dtype_bytes[] = {0, 8, 4, 2, 2, 1, 1, 8, 4, 2, 1, 1, 1};
-
 static bool dtype_known(fy_dtype d)
 {
-    return (int)d >= 0 && (size_t)d < sizeof dtype_bytes;
+    return (int)d >= 0 && d < FY_DTYPE_COUNT;
 }
 
 const char *fy_cpu_dtype_name(fy_dtype dtype, char *buf, size_t size)
 {
     if (dtype_known(dtype))
-        snprintf(buf, size, "%s", dtype_names[dtype]);
+        snprintf(buf, size, "%s", fy_dtype_name(dtype));
     else
         snprintf(buf, size, "dtype %d", (int)dtype);
     return buf;
@@ -101,7 +95,7 @@ int fy_cpu_check_buffer(const fy_kernel_call *call, const fy_kernel_buffer *buf,
         return fy_error_set(err, FY_EINVAL, "%s: tensor %s has rank %d (0 to %d)", label, out->name,
                             t->rank, FY_MAX_RANK);
     if (t->rank == 0 || !dtype_known(t->dtype) || t->dtype == FY_DTYPE_NONE) return 0;
-    uint64_t bytes = dtype_bytes[t->dtype];
+    uint64_t bytes = fy_dtype_bytes(t->dtype);
     bool overflow = false;
     for (int i = 0; i < t->rank; i++)
         overflow |= __builtin_mul_overflow(bytes, t->shape[i], &bytes);

@@ -4,7 +4,7 @@
  * tensors, bytes otherwise), then busy-waits until spin_seconds have passed since it began:
  * two runs of one plan write the same bytes, and kernels downstream see no NaN. */
 #include "core/hash.h"
-#include "engine/bf16.h"
+#include "core/bf16.h"
 #include "engine/kernels.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* engine/bf16.h — bfloat16 <-> float32 in the kernels' inner loops (library-internal).
+/* core/bf16.h — bfloat16 <-> float32 (library-internal), for kernels and weight files.
  * fy_bf16_from_f32 / fy_bf16_to_f32 in ferry/engine.h are these, out of line. Rounding is
  * to nearest, ties to even, the rounding of PyTorch and of CUDA's __float2bfloat16, so
  * results computed here and on a GPU agree; a NaN never rounds into an infinity. */
