@@ -14,5 +14,6 @@
 
 #include "ferry/core.h"
 #include "ferry/graph.h"
+#include "ferry/plan.h"
 
 #endif
