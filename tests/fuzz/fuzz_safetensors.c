@@ -51,8 +51,7 @@ static void check_file(const fy_st_file *f)
     qsort(order, f->tensor_count, sizeof *order, by_begin);
     uint64_t reach = 0;
     for (size_t i = 0; i < f->tensor_count; i++) {
-        if (order[i]->bytes == 0)
-            continue;
+        if (order[i]->bytes == 0) continue;
         check(order[i]->begin >= reach, "no overlap");
         reach = order[i]->end;
     }
