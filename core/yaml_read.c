@@ -65,7 +65,7 @@ const char *fy_ydoc_name(const fy_ydoc *doc)
 }
 
 typedef struct builder {
-    fy_ydoc *doc = NULL;
+    fy_ydoc *doc;
     fy_ynode *stack; /* finished nodes whose parent is still open */
     size_t top, cap;
     size_t *frames; /* stack index where each open collection's children start */
