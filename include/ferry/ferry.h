@@ -15,5 +15,7 @@
 #include "ferry/core.h"
 #include "ferry/graph.h"
 #include "ferry/plan.h"
+#include "ferry/policy.h"
+#include "ferry/planner.h"
 
 #endif
