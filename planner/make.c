@@ -102,43 +102,79 @@ static uint64_t staging_size(const fy_graph *g, const fy_policy_knobs *k, long *
     return best;
 }
 
-static pl_queue queue_of(const pl_event *e)
-{
-    return (pl_queue)e->queue;
-}
-
 static int cmp_u32(const void *x, const void *y)
 {
     uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
     return (a > b) - (a < b);
 }
 
-/* Keeps, per stream, only the latest event waited for (stream order implies the earlier
- * ones), drops what the event's own stream already orders, and sorts what is left. */
-static uint32_t trim_after(const planner *pl, uint32_t e, uint32_t *out)
+/* Vector clocks over the four streams: c[e][s] is the latest event of stream s that happens
+ * before e (or is e), PL_NONE when none. They let trim_after drop a dependency that another
+ * one, or the event's own stream predecessor, already implies. */
+#define PL_STREAMS 4
+typedef struct clocks {
+    uint32_t (*c)[PL_STREAMS];
+    uint32_t last[PL_STREAMS]; /* latest event seen on each stream */
+} clocks;
+
+static int stream_of(const pl_event *e)
 {
-    const pl_event *ev = &pl->ev[e];
-    uint32_t latest[PL_Q_NONE + 1];
-    for (int q = 0; q <= PL_Q_NONE; q++)
-        latest[q] = PL_NONE;
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < ev->after.n; i++) {
-        uint32_t d = ev->after.v[i];
-        pl_queue q = queue_of(&pl->ev[d]);
-        if (q == PL_Q_IO || q == PL_Q_NONE) {
-            out[n++] = d;
-            continue;
-        }
-        if (q == queue_of(ev)) continue;
-        if (latest[q] == PL_NONE || d > latest[q]) latest[q] = d;
+    switch ((pl_queue)e->queue) {
+    case PL_Q_H2D:
+        return 0;
+    case PL_Q_D2H:
+        return 1;
+    case PL_Q_GPU:
+        return 2;
+    case PL_Q_HOST:
+        return 3;
+    default:
+        return -1;
     }
-    for (int q = 0; q < PL_Q_NONE; q++)
-        if (q != PL_Q_IO && latest[q] != PL_NONE) out[n++] = latest[q];
-    qsort(out, n, sizeof *out, cmp_u32);
+}
+
+static bool implied(const planner *pl, const clocks *ck, uint32_t by, uint32_t d)
+{
+    int s = stream_of(&pl->ev[d]);
+    if (s >= 0) return ck->c[by][s] != PL_NONE && ck->c[by][s] >= d;
+    /* io and evicts are on no stream: only a direct edge of `by` is known to imply d. */
+    const pl_ids *a = &pl->ev[by].after;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->v[i] == d) return true;
+    return false;
+}
+
+/* Sorts and dedups e's dependencies, drops those implied by another one or by stream order
+ * (so `after` is minimal for what it can tell), and updates the clocks. */
+static void trim_after(planner *pl, clocks *ck, uint32_t e)
+{
+    pl_ids *a = &pl->ev[e].after;
+    qsort(a->v, a->n, sizeof *a->v, cmp_u32);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (n == 0 || a->v[n - 1] != a->v[i]) a->v[n++] = a->v[i];
+    int s = stream_of(&pl->ev[e]);
+    uint32_t prev = s >= 0 ? ck->last[s] : PL_NONE;
     uint32_t m = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (m == 0 || out[m - 1] != out[i]) out[m++] = out[i];
-    return m;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t d = a->v[i];
+        bool drop = prev != PL_NONE && (d == prev || implied(pl, ck, prev, d));
+        for (uint32_t j = 0; j < n && !drop; j++)
+            drop = j != i && implied(pl, ck, a->v[j], d);
+        if (!drop) a->v[m++] = d;
+    }
+    a->n = m;
+    for (int q = 0; q < PL_STREAMS; q++)
+        ck->c[e][q] = prev != PL_NONE ? ck->c[prev][q] : PL_NONE;
+    for (uint32_t i = 0; i < m; i++)
+        for (int q = 0; q < PL_STREAMS; q++) {
+            uint32_t v = ck->c[a->v[i]][q];
+            if (v != PL_NONE && (ck->c[e][q] == PL_NONE || v > ck->c[e][q])) ck->c[e][q] = v;
+        }
+    if (s >= 0) {
+        ck->c[e][s] = e;
+        ck->last[s] = e;
+    }
 }
 
 static int build_plan(planner *pl, const fy_machine *machine, const uint64_t *arena, fy_plan **out,
@@ -150,14 +186,15 @@ static int build_plan(planner *pl, const fy_machine *machine, const uint64_t *ar
     for (int t = 0; t < FY_TIER_COUNT; t++)
         fy_plan_set_arena(plan, (fy_tier)t, arena[t]);
     rc = fy_plan_set_policy_name(plan, fy_policy_name(pl->policy), err);
-    size_t max_after = 1, max_places = 1;
+    size_t max_places = 1;
     for (size_t i = 0; i < pl->nev; i++) {
-        if (pl->ev[i].after.n > max_after) max_after = pl->ev[i].after.n;
         if (pl->ev[i].places.n > max_places) max_places = pl->ev[i].places.n;
     }
-    uint32_t *after = malloc(max_after * sizeof *after);
     fy_placement *places = malloc(max_places * sizeof *places);
-    if (!after || !places) rc = fy_error_set(err, FY_ENOMEM, "out of memory");
+    clocks ck = {.c = malloc((pl->nev + 1) * sizeof *ck.c)};
+    for (int q = 0; q < PL_STREAMS; q++)
+        ck.last[q] = PL_NONE;
+    if (!ck.c || !places) rc = fy_error_set(err, FY_ENOMEM, "out of memory");
     for (size_t i = 0; i < pl->nev && rc == 0; i++) {
         const pl_event *e = &pl->ev[i];
         fy_event ev = {.kind = (fy_event_kind)e->kind,
@@ -179,12 +216,13 @@ static int build_plan(planner *pl, const fy_machine *machine, const uint64_t *ar
             ev.ref = fy_graph_tensor(pl->g, (size_t)e->tensor)->name;
             if (e->kind != FY_EVENT_EVICT) ev.at = pl->cp[e->copy].offset;
         }
-        ev.after_count = trim_after(pl, (uint32_t)i, after);
-        ev.after = after;
+        trim_after(pl, &ck, (uint32_t)i);
+        ev.after_count = e->after.n;
+        ev.after = e->after.v;
         long id = fy_plan_add(plan, &ev, err);
         if (id < 0) rc = (int)id;
     }
-    free(after);
+    free(ck.c);
     free(places);
     if (rc < 0) {
         fy_plan_destroy(plan);

@@ -54,6 +54,13 @@ int pl_ensure(planner *pl, uint32_t t, fy_tier tier, long limit)
     return staged ? pl_evict_copy(pl, (uint32_t)ts->copy[FY_TIER_HOST]) : 0;
 }
 
+static bool has_copy(const planner *pl, uint32_t t)
+{
+    for (int k = 0; k < FY_TIER_COUNT; k++)
+        if (pl->t[t].copy[k] >= 0) return true;
+    return false;
+}
+
 /* Loads the reads of op j (a later op) onto the gpu without evicting anything needed
  * before op j. Returns 1 when memory does not allow it. */
 static int prefetch_op(planner *pl, size_t j)
@@ -62,6 +69,7 @@ static int prefetch_op(planner *pl, size_t j)
     if (op->device != FY_TIER_GPU) return 0;
     pin_op(pl, j);
     for (uint32_t r = 0; r < op->read_count; r++) {
+        if (!has_copy(pl, op->reads[r])) continue; /* an earlier op of the window creates it */
         int rc = pl_ensure(pl, op->reads[r], FY_TIER_GPU, (long)j);
         if (rc != 0) return rc;
     }
@@ -76,6 +84,14 @@ static int hook_prefetch(planner *pl, size_t op)
         uint32_t t = list.items[i];
         if (t >= pl->nt) {
             fy_error_set(pl->err, FY_EINVAL, "hook 'prefetch' returned an unknown tensor");
+            rc = pl_blame(pl, "prefetch");
+            break;
+        }
+        if (!has_copy(pl, t)) {
+            fy_error_set(pl->err, FY_EINVAL,
+                         "hook 'prefetch' asked for '%s' ahead of op '%s', but no op has written "
+                         "it yet",
+                         fy_graph_tensor(pl->g, t)->name, fy_graph_op(pl->g, op)->name);
             rc = pl_blame(pl, "prefetch");
             break;
         }

@@ -245,8 +245,9 @@ int pl_evict_copy(planner *pl, uint32_t c)
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < cp->users.n; i++)
         rc = after(pl, (uint32_t)e, cp->users.v[i]);
-    if (rc == 0 && cp->users.n == 0) rc = after(pl, (uint32_t)e, cp->place_ev);
-    if (rc == 0) rc = after(pl, (uint32_t)e, cp->write_ev);
+    /* Users come after the copy's placing and last writing events (an in-place writer is a
+     * user itself), so they are enough when there are any. */
+    if (rc == 0 && cp->users.n == 0) rc = after(pl, (uint32_t)e, cp->write_ev);
     if (rc < 0) return rc;
     cp->evict_ev = (uint32_t)e;
     pl->t[cp->tensor].copy[cp->tier] = -1;
