@@ -194,7 +194,7 @@ static int ask_hook(planner *pl, fy_tier tier, uint64_t need, long limit)
     fy_tensor_list out = {0};
     int rc =
         n ? pl->hooks->victim(pl->hooks->ctx, &pl->view, tier, want, names, n, &out, pl->err) : 0;
-    for (size_t i = 0; rc == 0 && i < out.count; i++) {
+    for (size_t i = 0; rc == 0 && i < out.count && !fits(pl, tier, need); i++) {
         uint32_t t = out.items[i];
         bool ok = false;
         for (size_t j = 0; j < n && !ok; j++)

@@ -8,8 +8,7 @@ static fy_policy *load_text(const char *text, fy_error *err)
 {
     fy_policy *p = NULL;
     int rc = fy_policy_load_string("p.yaml", text, strlen(text), &p, err);
-    if (rc < 0)
-        assert_null(p);
+    if (rc < 0) assert_null(p);
     return p;
 }
 
@@ -84,8 +83,7 @@ static void test_policy_refuses_each_malformed_value(void **state)
         const bad_case *c = &bad_cases[i];
         fy_error err = {0};
         fy_policy *p = load_text(c->text, &err);
-        if (p)
-            fail_msg("case %zu was accepted", i);
+        if (p) fail_msg("case %zu was accepted", i);
         if (!strstr(err.message, c->message) || err.line != c->line || err.column != c->column)
             fail_msg("case %zu: got %u:%u '%s', want %u:%u '%s'", i, err.line, err.column,
                      err.message, c->line, c->column, c->message);
@@ -127,14 +125,11 @@ static void test_policy_loads_every_shipped_policy(void **state)
         char *path;
         fy_policy *p;
         assert_int_equal(fy_policy_find(names[i], dirs, 1, &path, &err), 0);
-        if (fy_policy_load(path, &p, &err) < 0)
-            fail_msg("%s: %s", path, err.message);
+        if (fy_policy_load(path, &p, &err) < 0) fail_msg("%s: %s", path, err.message);
         assert_string_equal(fy_policy_name(p), names[i]);
         const fy_policy_knobs *k = fy_policy_get_knobs(p);
-        if (!strcmp(names[i], "plaid"))
-            assert_int_equal(k->staging_buffers, 1);
-        if (!strcmp(names[i], "stream"))
-            assert_int_equal(k->evict, FY_EVICT_AFTER_LAST_USE);
+        if (!strcmp(names[i], "plaid")) assert_int_equal(k->staging_buffers, 1);
+        if (!strcmp(names[i], "stream")) assert_int_equal(k->evict, FY_EVICT_AFTER_LAST_USE);
         if (!strcmp(names[i], "train-offload"))
             assert_int_equal(k->activations_offload, FY_TIER_HOST);
         fy_policy_destroy(p);

@@ -23,7 +23,8 @@
  *     (before compute i when i is 0). A tensor already there is ignored.
  *   - victim(ctx, view, tier, need, candidates): which of the candidates (copies the planner
  *     may evict from tier, in the order the `evict` knob would take them) to evict to free
- *     `need` bytes. The planner evicts them in the returned order, offloading the only
+ *     `need` bytes. The planner evicts them in the returned order until need is met (the
+ *     rest are ignored), offloading the only
  *     up-to-date copy of a tensor still needed first (data is never lost).
  *   - after_op(ctx, view, i): after compute i; may call view->offload and view->evict.
  *   - end(ctx): after the run (also after a failed one).
