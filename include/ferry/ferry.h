@@ -17,5 +17,6 @@
 #include "ferry/plan.h"
 #include "ferry/policy.h"
 #include "ferry/planner.h"
+#include "ferry/check.h"
 
 #endif
