@@ -149,7 +149,7 @@ static bool implied(const planner *pl, const clocks *ck, uint32_t by, uint32_t d
 static void trim_after(planner *pl, clocks *ck, uint32_t e)
 {
     pl_ids *a = &pl->ev[e].after;
-    qsort(a->v, a->n, sizeof *a->v, cmp_u32);
+    if (a->n > 1) qsort(a->v, a->n, sizeof *a->v, cmp_u32);
     uint32_t n = 0;
     for (uint32_t i = 0; i < a->n; i++)
         if (n == 0 || a->v[n - 1] != a->v[i]) a->v[n++] = a->v[i];
