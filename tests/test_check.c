@@ -47,6 +47,8 @@ static const fixture fixtures[] = {
      "on host when the plan ends"},
     {"check-bad-reference.yaml", FY_CHECK_BAD_REFERENCE, 15,
      "load of 'w1' (event 8) goes nvme->gpu: there is no such link"},
+    {"check-incomplete-order.yaml", FY_CHECK_INCOMPLETE, 10,
+     "op 'g1' (event 4) runs after op 'g2' (event 1), which the graph orders after it"},
     {"check-redundant-load.yaml", FY_CHECK_REDUNDANT_LOAD, 11,
      "load of 'x' (event 15) copies 'x' to gpu, where load of 'x' (event 2) already put it"},
     {"check-unused-load.yaml", FY_CHECK_UNUSED_LOAD, 23,
