@@ -7,6 +7,7 @@
 #include "ferry/ferry.h"
 #include "plans/hb.h"
 #include "plans/plan_gen.h"
+#include "plans/replay.h"
 
 typedef struct fixture {
     const char *file;
@@ -228,6 +229,75 @@ static void test_check_hb_matches_brute_force_on_random_plans(void **state)
         fy_plan_destroy(plan);
     }
     fy_graph_destroy(g);
+}
+
+/* ---- the replay's hooks, as the simulator uses them -------------------------------- */
+
+typedef struct tally {
+    size_t changes[3];
+    uint64_t live[FY_TIER_COUNT], peak[FY_TIER_COUNT];
+    size_t issues;
+} tally;
+
+static void on_change(void *ctx, const fy_replay_change *ch)
+{
+    tally *t = ctx;
+    t->changes[ch->kind]++;
+    if (!ch->in_arena) return;
+    if (ch->kind == FY_CHANGE_PLACE)
+        t->live[ch->tier] += ch->size;
+    else if (ch->kind == FY_CHANGE_DROP)
+        t->live[ch->tier] -= ch->size;
+    if (t->live[ch->tier] > t->peak[ch->tier]) t->peak[ch->tier] = t->live[ch->tier];
+}
+
+static void on_issue(void *ctx, const fy_replay_issue *issue)
+{
+    (void)issue;
+    ((tally *)ctx)->issues++;
+}
+
+static void test_check_replay_reports_every_change_and_the_peaks(void **state)
+{
+    (void)state;
+    fy_plan *plan;
+    fy_check_report_destroy(check_file("good-design.yaml", &plan));
+    tally t = {0};
+    fy_replay_hooks hooks = {.ctx = &t, .issue = on_issue, .change = on_change};
+    fy_replay_stats stats;
+    fy_error err = {0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, &stats, &err), 0);
+    /* w0, w1, y to host; w0, x, a0, w1, y on the gpu; seven evicts; no in-place write. */
+    assert_int_equal(t.changes[FY_CHANGE_PLACE], 8);
+    assert_int_equal(t.changes[FY_CHANGE_DROP], 7);
+    assert_int_equal(t.changes[FY_CHANGE_WRITE], 0);
+    assert_int_equal(t.issues, 0);
+    assert_int_equal(stats.peak_live[FY_TIER_GPU], 130ull << 20);
+    assert_int_equal(stats.peak_live[FY_TIER_HOST], 128ull << 20);
+    assert_int_equal(t.peak[FY_TIER_GPU], stats.peak_live[FY_TIER_GPU]);
+    assert_int_equal(stats.arena_used[FY_TIER_GPU], 130ull << 20);
+    assert_int_equal(stats.arena_used[FY_TIER_HOST], 129ull << 20);
+    assert_int_equal(stats.issues, 0);
+    fy_plan_destroy(plan);
+
+    /* Without hb the ordering rules are off: the unordered fixture replays clean... */
+    fy_check_report_destroy(check_file("check-unordered-use.yaml", &plan));
+    t = (tally){0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, &stats, &err), 0);
+    assert_int_equal(t.issues, 0);
+    fy_plan_destroy(plan);
+    /* ...while the rest still hold, and in-place writes are reported as such. */
+    fy_check_report_destroy(check_file("good-acc.yaml", &plan));
+    t = (tally){0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, NULL, &err), 0);
+    assert_int_equal(t.changes[FY_CHANGE_WRITE], 2); /* g2 on the gpu, the offload over host */
+    fy_plan_destroy(plan);
+    fy_check_report_destroy(check_file("check-never-loaded.yaml", &plan));
+    t = (tally){0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, &stats, &err), 0);
+    assert_int_equal(t.issues, 1);
+    assert_int_equal(stats.issues, 1);
+    fy_plan_destroy(plan);
 }
 
 /* ---- every message: small edits of the clean plans ------------------------------ */
@@ -784,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_check_clean_plans_stay_clean),
         cmocka_unit_test(test_check_class_names_are_stable),
         cmocka_unit_test(test_check_hb_matches_brute_force_on_random_plans),
+        cmocka_unit_test(test_check_replay_reports_every_change_and_the_peaks),
         cmocka_unit_test(test_check_reports_every_message_once),
         cmocka_unit_test(test_check_mutations_of_generated_plans_are_caught),
     };
