@@ -65,8 +65,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (repeat < 1)
-        repeat = 1;
+    if (repeat < 1) repeat = 1;
     mkdir(dir, 0755);
     char graph_path[4096], plan_path[4096];
     snprintf(graph_path, sizeof graph_path, "%s/graph.yaml", dir);
@@ -75,17 +74,20 @@ int main(int argc, char **argv)
     /* About 31 events per trained mlp layer with these settings. */
     fy_error err = {0};
     fy_graph *g;
-    fy_mlp_params mp = {.layers = (unsigned)(events / 31 + 1), .hidden = 64, .batch = 8,
-                        .dtype = FY_DTYPE_BF16, .train = true, .weights_file = "w.bin"};
+    fy_mlp_params mp = {.layers = (unsigned)(events / 31 + 1),
+                        .hidden = 64,
+                        .batch = 8,
+                        .dtype = FY_DTYPE_BF16,
+                        .train = true,
+                        .weights_file = "w.bin"};
     double t0 = now();
-    if (fy_graph_generate_mlp(&mp, &g, &err) < 0)
-        return fail(&err);
+    if (fy_graph_generate_mlp(&mp, &g, &err) < 0) return fail(&err);
     fy_plan *plan;
     fy_plan_gen_params gp = {.window = 2, .spill_updates = true};
-    if (fy_plan_generate(g, NULL, &gp, &plan, &err) < 0)
-        return fail(&err);
+    if (fy_plan_generate(g, NULL, &gp, &plan, &err) < 0) return fail(&err);
     double t1 = now();
-    if (fy_graph_save(g, graph_path, &err) < 0 || fy_plan_save(plan, plan_path, "graph.yaml", &err) < 0)
+    if (fy_graph_save(g, graph_path, &err) < 0 ||
+        fy_plan_save(plan, plan_path, "graph.yaml", &err) < 0)
         return fail(&err);
     double t2 = now();
     size_t n = fy_plan_event_count(plan);
@@ -102,27 +104,20 @@ int main(int argc, char **argv)
     int errors = -1;
     for (unsigned long r = 0; r < repeat; r++) {
         double a = now(), ca = cpu();
-        if (fy_plan_load(plan_path, g, &plan, &err) < 0)
-            return fail(&err);
+        if (fy_plan_load(plan_path, g, &plan, &err) < 0) return fail(&err);
         double b = now(), cb = cpu();
         fy_check_report *rep;
         errors = fy_check_plan(plan, NULL, &rep, &err);
         double c = now(), cc = cpu();
-        if (errors < 0)
-            return fail(&err);
-        if (cb - ca < cpu_load)
-            cpu_load = cb - ca;
-        if (cc - cb < cpu_check)
-            cpu_check = cc - cb;
-        if (b - a < best_load)
-            best_load = b - a;
-        if (c - b < best_check)
-            best_check = c - b;
+        if (errors < 0) return fail(&err);
+        if (cb - ca < cpu_load) cpu_load = cb - ca;
+        if (cc - cb < cpu_check) cpu_check = cc - cb;
+        if (b - a < best_load) best_load = b - a;
+        if (c - b < best_check) best_check = c - b;
         fy_check_report_destroy(rep);
         fy_plan_destroy(plan);
     }
-    printf("fy_plan_load  %.3f s wall, %.3f s cpu (best of %lu)\n", best_load, cpu_load,
-           repeat);
+    printf("fy_plan_load  %.3f s wall, %.3f s cpu (best of %lu)\n", best_load, cpu_load, repeat);
     printf("fy_check_plan %.3f s wall, %.3f s cpu (best of %lu), %d errors; %.0f ns per "
            "event\n",
            best_check, cpu_check, repeat, errors, best_check / (double)n * 1e9);
@@ -138,8 +133,7 @@ int main(int argc, char **argv)
             double a = now();
             rc = system(cmd);
             double b = now();
-            if (b - a < best)
-                best = b - a;
+            if (b - a < best) best = b - a;
         }
         printf("ferry check (end to end: graph, plan, check, print) %.3f s (best of %lu), "
                "exit %d\n",
