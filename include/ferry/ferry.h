@@ -14,7 +14,9 @@
 
 #include "ferry/core.h"
 #include "ferry/graph.h"
+#include "ferry/import.h"
 #include "ferry/plan.h"
 #include "ferry/check.h"
+#include "ferry/engine.h"
 
 #endif
