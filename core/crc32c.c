@@ -75,8 +75,7 @@ static uint32_t gf_mul(uint32_t a, uint32_t b)
 {
     uint32_t product = 0;
     for (int i = 0; i < 32; i++) {
-        if (a & (0x80000000u >> i))
-            product ^= b;
+        if (a & (0x80000000u >> i)) product ^= b;
         b = (b & 1) ? (b >> 1) ^ CRC32C_POLY : b >> 1;
     }
     return product;
@@ -109,8 +108,8 @@ __attribute__((target("sse4.2"))) static uint32_t hw_run(uint32_t c, const uint8
     return c;
 }
 
-__attribute__((target("sse4.2"))) static uint32_t hw_three(uint32_t c, const uint8_t *p,
-                                                           size_t len, size_t *done)
+__attribute__((target("sse4.2"))) static uint32_t hw_three(uint32_t c, const uint8_t *p, size_t len,
+                                                           size_t *done)
 {
     *done = 0;
     while (len - *done >= 3 * HW_BLOCK) {
@@ -165,7 +164,6 @@ uint32_t fy_crc32c_hw(uint32_t crc, const void *data, size_t len)
 
 uint32_t fy_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    if (fy_crc32c_hw_available())
-        return fy_crc32c_hw(crc, data, len);
+    if (fy_crc32c_hw_available()) return fy_crc32c_hw(crc, data, len);
     return fy_crc32c_sw(crc, data, len);
 }

@@ -35,8 +35,8 @@ static void compress(uint32_t state[8], const uint8_t block[64])
     uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
     uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
-                      round_k[i] + w[i];
+        uint32_t t1 =
+            h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + round_k[i] + w[i];
         uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
         h = g;
         g = f;
@@ -69,8 +69,7 @@ void fy_sha256_init(fy_sha256 *ctx)
 void fy_sha256_update(fy_sha256 *ctx, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    if (len == 0)
-        return; /* data may be NULL then */
+    if (len == 0) return; /* data may be NULL then */
     ctx->length += len;
     if (ctx->fill) {
         size_t take = 64 - ctx->fill < len ? 64 - ctx->fill : len;
@@ -78,8 +77,7 @@ void fy_sha256_update(fy_sha256 *ctx, const void *data, size_t len)
         ctx->fill += take;
         p += take;
         len -= take;
-        if (ctx->fill < 64)
-            return;
+        if (ctx->fill < 64) return;
         compress(ctx->state, ctx->block);
         ctx->fill = 0;
     }

@@ -1,6 +1,5 @@
-/* The graph's digest: SHA-256 of its canonical YAML text (fy_graph_to_yaml), so two graphs
- * that write the same file have the same digest whatever formatting they were read from.
- * Plans record it to notice a graph that changed under them. */
+/* The graph's digest: SHA-256 of its canonical YAML text, so a plan can record which
+ * graph it was made for and refuse another version of it, whatever the file's layout. */
 #include "graph/graph_model.h"
 
 #include "core/hash.h"
@@ -12,7 +11,8 @@ int fy_graph_digest(const fy_graph *g, char hex[65], fy_error *err)
     char *text;
     size_t len;
     int rc = fy_graph_to_yaml(g, &text, &len, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     fy_sha256_hex(text, len, hex);
     free(text);
     return 0;

@@ -78,20 +78,17 @@ static void test_crc32c_paths_agree_on_every_length_and_alignment(void **state)
     for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
         for (size_t off = 0; off < 9; off++) {
             size_t len = lengths[li];
-            if (off + len > cap)
-                continue;
+            if (off + len > cap) continue;
             uint32_t want = fy_crc32c_sw(0, buf + off, len);
             assert_int_equal(fy_crc32c(0, buf + off, len), want);
-            if (fy_crc32c_hw_available())
-                assert_int_equal(fy_crc32c_hw(0, buf + off, len), want);
+            if (fy_crc32c_hw_available()) assert_int_equal(fy_crc32c_hw(0, buf + off, len), want);
         }
     }
     for (int trial = 0; trial < 200; trial++) {
         size_t off = rng_next(&s) % 64, len = rng_next(&s) % (cap - 64);
         uint32_t seed = (uint32_t)rng_next(&s);
         uint32_t want = fy_crc32c_sw(seed, buf + off, len);
-        if (fy_crc32c_hw_available())
-            assert_int_equal(fy_crc32c_hw(seed, buf + off, len), want);
+        if (fy_crc32c_hw_available()) assert_int_equal(fy_crc32c_hw(seed, buf + off, len), want);
     }
     free(buf);
 }
@@ -138,8 +135,9 @@ static void test_sha256_matches_fips180_vectors(void **state)
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     expect_sha(m448, strlen(m448),
                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmn"
-                       "opqrlmnopqrsmnopqrstnopqrstu";
+    const char *m896 =
+        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmn"
+        "opqrlmnopqrsmnopqrstnopqrstu";
     expect_sha(m896, strlen(m896),
                "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 }
