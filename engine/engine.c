@@ -38,9 +38,9 @@ struct fy_engine {
     char description[512];
 };
 
-static int open_device(fy_engine *e, fy_error *err)
+static int open_device(fy_engine *e, const char *device, fy_error *err)
 {
-    const char *want = e->cfg.device ? e->cfg.device : "auto";
+    const char *want = device ? device : "auto";
     fy_device_config dc = {.notify_fd = e->notify_fd,
                            .threads = e->cfg.threads,
                            .sim_device_waits = e->cfg.sim_device_waits};
@@ -94,7 +94,7 @@ int fy_engine_open(const fy_engine_config *cfg, fy_engine **out, fy_error *err)
     }
     if (rc == 0) rc = fy_done_list_init(&e->done, e->notify_fd, err);
     e->done_init = rc == 0;
-    if (rc == 0) rc = open_device(e, err);
+    if (rc == 0) rc = open_device(e, cfg ? cfg->device : NULL, err);
     if (rc == 0) {
         char keep[sizeof e->note];
         snprintf(keep, sizeof keep, "%s", e->note);
