@@ -18,6 +18,7 @@ struct fy_plan {
     uint64_t arena[FY_TIER_COUNT];
     unsigned arena_line[FY_TIER_COUNT];   /* where `arenas:` gives each size; 0 if none */
     unsigned machine_line[FY_TIER_COUNT]; /* where the plan's machine gives a tier */
+    unsigned events_line;                 /* where `events:` is; 0 when built */
     fy_event *events;
     size_t count, cap;
     fy_pool_chunk *pool;

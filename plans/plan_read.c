@@ -457,6 +457,9 @@ static int read_plan(reader *r, const fy_graph *graph, fy_error *err)
     if (!events) return fy_ydoc_error(doc, root, err, FY_EPARSE, "the plan needs an 'events' list");
     if ((rc = fy_ynode_expect(doc, events, FY_YSEQ, "'events'", err)) < 0) return rc;
     r->events = events;
+    for (uint32_t i = 0; i < root->count; i++)
+        if (fy_ynode_is(fy_ymap_key(root, i), "events"))
+            r->plan->events_line = fy_ymap_key(root, i)->line;
     r->plan->events = malloc((events->count ? events->count : 1) * sizeof *r->plan->events);
     if (!r->plan->events)
         return fy_error_set(err, FY_ENOMEM, "out of memory for %u events", events->count);

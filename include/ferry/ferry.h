@@ -16,6 +16,7 @@
 #include "ferry/graph.h"
 #include "ferry/import.h"
 #include "ferry/plan.h"
+#include "ferry/check.h"
 #include "ferry/engine.h"
 
 #endif
