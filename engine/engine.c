@@ -11,6 +11,7 @@
 #include "engine/worker.h"
 
 #include "core/hash.h"
+#include "ferry/check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -171,6 +172,25 @@ int fy_engine_add_kernel(fy_engine *e, fy_tier device, const char *kind, fy_kern
 }
 
 /* ---- one run ----------------------------------------------------------------------- */
+
+/* The engine runs only plans the checker passes: lowering trusts its ordering. */
+static int check(const fy_plan *plan, fy_error *err)
+{
+    fy_check_report *rep;
+    int n = fy_check_plan(plan, NULL, &rep, err);
+    if (n < 0) return n;
+    if (n > 0) {
+        const fy_violation *v = NULL;
+        for (size_t k = 0; k < fy_check_report_count(rep) && !v; k++)
+            if (!fy_check_report_get(rep, k)->warning) v = fy_check_report_get(rep, k);
+        const char *path = fy_plan_path(plan);
+        fy_error_set_at(err, FY_ECHECK, path ? path : "", path ? v->line : 0, 0,
+                        "the plan fails its check: error[%s]: %s%s", fy_check_class_name(v->cls),
+                        v->message, n > 1 ? " (and more: see `ferry check`)" : "");
+    }
+    fy_check_report_destroy(rep);
+    return n > 0 ? FY_ECHECK : 0;
+}
 
 typedef struct run_ctx {
     fy_engine *e;
@@ -339,7 +359,8 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
     if (report) memset(report, 0, sizeof *report);
     if (e->running) return fy_error_set(err, FY_EBUSY, "the engine is already running a plan");
     if (!args) args = &none;
-    int rc = 0;
+    int rc = check(plan, err);
+    if (rc < 0) return rc;
     run_ctx c = {.e = e, .plan = plan, .args = args, .timer_fd = -1};
     rc = fy_exec_build(plan, &c.x, err);
     if (rc < 0) return rc;

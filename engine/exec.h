@@ -10,16 +10,16 @@
 
 /* Queues of the loop. IO is not a stream (its events may complete in any order); the others
  * are: each event there starts after the previous one of its queue, in plan order. */
-typedef enum fy_queue {
+typedef enum fy_exec_queue {
     FY_Q_IO = 0,
     FY_Q_H2D,
     FY_Q_D2H,
     FY_Q_GPU,
     FY_Q_HOST,
     FY_Q_NONE, /* evicts: on no queue, done once their `after` events are */
-} fy_queue;
+} fy_exec_queue;
 #define FY_Q_COUNT 5
-const char *fy_queue_name(int q); /* "io", "h2d", "d2h", "gpu", "host", "none" */
+const char *fy_exec_queue_name(int q); /* "io", "h2d", "d2h", "gpu", "host", "none" */
 
 typedef enum fy_loc_kind {
     FY_LOC_NONE = 0,

@@ -21,7 +21,7 @@ typedef struct copy {
 
 static const char *const queue_names[] = {"io", "h2d", "d2h", "gpu", "host", "none"};
 
-const char *fy_queue_name(int q)
+const char *fy_exec_queue_name(int q)
 {
     return q >= 0 && q <= FY_Q_NONE ? queue_names[q] : "?";
 }

@@ -12,7 +12,7 @@
 
 const char *fy_engine_queue_name(fy_engine_queue q)
 {
-    return fy_queue_name((int)q);
+    return fy_exec_queue_name((int)q);
 }
 
 void fy_engine_report_free(fy_engine_report *r)
@@ -160,7 +160,7 @@ int fy_engine_report_trace(const fy_engine_report *r, const fy_plan *plan, const
         fy_buf_printf(&b,
                       ",\n{\"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"name\": "
                       "\"thread_name\", \"args\": {\"name\": \"%s\"}}",
-                      q + 1, q == FY_Q_NONE ? "evict" : fy_queue_name(q));
+                      q + 1, q == FY_Q_NONE ? "evict" : fy_exec_queue_name(q));
     live_pt *pts = malloc((x->count + 1) * sizeof *pts);
     size_t np = 0;
     for (size_t i = 0; i < x->count; i++) {
