@@ -218,11 +218,19 @@ static void crc_done(run *r, size_t i, bool pre, uint32_t crc)
     if (action == FY_CRC_MAKE) {
         r->l->crc[xe->slot] = crc;
     } else if (r->l->crc[xe->slot] != crc) {
-        char where[FY_ERROR_PATH_MAX + 64];
-        loc_where(r, pre ? &xe->src : &xe->dst, where, sizeof where);
-        fail(r, i, FY_ECHECKSUM,
-             "checksum mismatch: '%s' %s %s has crc32c 0x%08x, but 0x%08x was written",
-             tname(r, xe->tensor), pre ? "in" : "read back into", where, crc, r->l->crc[xe->slot]);
+        char src[FY_ERROR_PATH_MAX + 64], dst[FY_ERROR_PATH_MAX + 64];
+        loc_where(r, &xe->src, src, sizeof src);
+        loc_where(r, &xe->dst, dst, sizeof dst);
+        if (pre)
+            fail(r, i, FY_ECHECKSUM,
+                 "checksum mismatch: '%s' in %s has crc32c 0x%08x, but 0x%08x was written "
+                 "there (corrupted before it was copied on)",
+                 tname(r, xe->tensor), src, crc, r->l->crc[xe->slot]);
+        else
+            fail(r, i, FY_ECHECKSUM,
+                 "checksum mismatch: '%s' read back from %s into %s has crc32c 0x%08x, but "
+                 "0x%08x was written",
+                 tname(r, xe->tensor), src, dst, crc, r->l->crc[xe->slot]);
         return;
     }
     if (pre)
