@@ -13,6 +13,7 @@ typedef struct command {
 static const command commands[] = {
     {"graph", fy_cmd_graph, "generate a synthetic graph (mlp, transformer) or show one"},
     {"import", fy_cmd_import, "write the graph of a safetensors checkpoint"},
+    {"plan", fy_cmd_plan, "turn a graph and a policy into a plan"},
     {"info", fy_cmd_info, "print a summary of a graph file"},
     {"check", fy_cmd_check, "check a plan: every violation with its line (exit 1 if any)"},
     {"run", fy_cmd_run, "run a checked plan on a device (sim, cuda) and report the timing"},

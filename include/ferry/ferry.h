@@ -16,6 +16,8 @@
 #include "ferry/graph.h"
 #include "ferry/import.h"
 #include "ferry/plan.h"
+#include "ferry/policy.h"
+#include "ferry/planner.h"
 #include "ferry/check.h"
 #include "ferry/engine.h"
 
