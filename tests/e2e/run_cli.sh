@@ -108,4 +108,9 @@ set -e
 [ $rc -eq 2 ] && [ $rc2 -eq 2 ] || fail "bad arguments must exit 2"
 grep -q "unknown device 'tpu'" "$tmp/err" || fail "device message"
 "$FERRY" run --help | grep -q -- "--trace" || fail "run --help"
+
+# The demo runs the whole path and verifies the planned run against the reference run.
+"$FERRY" demo --dir "$tmp/demo" >"$tmp/demo.out" 2>&1 || fail "demo: $(cat "$tmp/demo.out")"
+grep -q "bitwise identical" "$tmp/demo.out" || fail "demo did not verify: $(cat "$tmp/demo.out")"
+"$FERRY" run "$tmp/demo/plan.yaml" --device sim --nvme-dir "$tmp/nvme" --quiet || fail "demo plan"
 echo "run_cli: ok"
