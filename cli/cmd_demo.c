@@ -11,17 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Plans g under a gpu budget and checks the plan; prints one line. */
-static int plan_and_check(const fy_graph *g, uint64_t gpu, bool eager, const char *path,
-                          const char *graph_file, fy_plan **out)
+/* Plans g under a gpu budget with the default policy and checks the plan; prints one line. */
+static int plan_and_check(const fy_graph *g, uint64_t gpu, const char *path, const char *graph_file,
+                          fy_plan **out)
 {
     fy_error err = {0};
-    fy_policy_knobs k;
-    fy_policy *pol;
-    fy_policy_knobs_default(&k);
-    if (eager) k.load = FY_LOAD_EAGER;
-    if (fy_policy_create(eager ? "eager" : "default", &k, &pol, &err) < 0)
-        return fy_cli_report(&err);
     fy_machine m;
     fy_machine_default(&m);
     m.capacity[FY_TIER_GPU] = gpu;
@@ -108,9 +102,8 @@ int fy_cmd_demo(int argc, char **argv)
         "2. plan under a gpu budget of the largest op's working set + 64KiB, and check it;\n"
         "   and the same graph with a roomy budget (every weight loaded ahead), the reference:\n");
     fy_plan *plan = NULL, *base = NULL;
-    int rc = plan_and_check(g, budget, false, plan_path, "mlp.yaml", &plan);
-    if (rc == FY_EXIT_OK)
-        rc = plan_and_check(g, sum.total_bytes * 2, true, base_path, "mlp.yaml", &base);
+    int rc = plan_and_check(g, budget, plan_path, "mlp.yaml", &plan);
+    if (rc == FY_EXIT_OK) rc = plan_and_check(g, sum.total_bytes * 2, base_path, "mlp.yaml", &base);
 
     const fy_tensor *x = fy_graph_tensor(g, (size_t)fy_graph_find_tensor(g, "x"));
     const fy_tensor *y = fy_graph_tensor(g, (size_t)fy_graph_find_tensor(g, "y"));
@@ -127,11 +120,11 @@ int fy_cmd_demo(int argc, char **argv)
     if (rc == FY_EXIT_OK) rc = run(base, nvme, in, x->size, ref, y->size, &rep_base);
     if (rc == FY_EXIT_OK) {
         char a[32], b[32], c[32];
-        printf("   planned:  %s, %s moved host->gpu, gpu peak %s\n",
+        printf("   planned:   %s, %s moved host->gpu, gpu peak %s\n",
                fy_time_format(rep.wall_s, a, sizeof a),
                fy_size_format_human(rep.queue[FY_ENGINE_QUEUE_H2D].bytes, b, sizeof b),
                fy_size_format_human(rep.peak[FY_TIER_GPU], c, sizeof c));
-        printf("   resident: %s, %s moved host->gpu, gpu peak %s\n",
+        printf("   reference: %s, %s moved host->gpu, gpu peak %s\n",
                fy_time_format(rep_base.wall_s, a, sizeof a),
                fy_size_format_human(rep_base.queue[FY_ENGINE_QUEUE_H2D].bytes, b, sizeof b),
                fy_size_format_human(rep_base.peak[FY_TIER_GPU], c, sizeof c));
