@@ -9,10 +9,12 @@
  * A happens-before B iff a path of `after` edges and stream-order edges leads from A to B.
  * Four queues are streams (h2d, d2h, gpu compute, host compute): each of their events starts
  * after the previous one of the same stream completes. io (nvme<->host) and evicts are on no
- * stream. Every event keeps a vector clock (per stream, the latest position that happens
- * before or is it) and a reach vector (per stream, the earliest position it happens before
- * or is), so a query that involves a stream event is O(1); only a query between two
- * non-stream events may walk, over non-stream predecessors only, bounded by plan order.
+ * stream. Every event keeps a vector clock (per lane, the latest position that happens
+ * before or is it) and a reach vector (per lane, the earliest position it happens before or
+ * is) over eight lanes: the four streams and four chains of off-stream events that the index
+ * forms as it goes. A query that involves an event with a lane is O(1) (so is one whose path
+ * crosses any lane); only a query between two lane-less events walks, over lane-less
+ * ancestors between the two in plan order.
  */
 #ifndef FERRY_PLANS_HB_H
 #define FERRY_PLANS_HB_H

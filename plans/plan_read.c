@@ -450,7 +450,7 @@ static int read_plan(reader *r, const fy_graph *graph, fy_error *err)
         (rc = fy_ymap_check(doc, v, graph_keys, "'graph'", err)) < 0)
         return rc;
     if ((v = fy_ymap_get(root, "machine")) &&
-        (rc = fy_machine_read(doc, v, false, &r->plan->machine, r->plan->machine_line, err)) < 0)
+        (rc = fy_machine_read(doc, v, false, &r->plan->machine, NULL, err)) < 0)
         return rc;
     if ((v = fy_ymap_get(root, "arenas")) && (rc = read_arenas(r, v, err)) < 0) return rc;
     const fy_ynode *events = fy_ymap_get(root, "events");

@@ -53,8 +53,6 @@ typedef struct replay {
     fy_arena_map arenas[FY_TIER_COUNT];
     uint64_t live[FY_TIER_COUNT];
     bool beyond_reported[FY_TIER_COUNT];
-    size_t beyond_issue[FY_TIER_COUNT];
-    uint64_t beyond_need[FY_TIER_COUNT];
     int rc; /* first allocation failure */
     char msg[1024];
 } replay;
@@ -207,11 +205,9 @@ static void place_in_arena(replay *r, size_t event, int32_t t, fy_tier tier, uin
     r->live[tier] += size;
     if (r->live[tier] > r->stats.peak_live[tier]) r->stats.peak_live[tier] = r->live[tier];
     if (overflow || end > r->plan->arena[tier]) {
-        if (end > r->beyond_need[tier]) r->beyond_need[tier] = end;
         if (!r->beyond_reported[tier]) {
             char a[32];
             r->beyond_reported[tier] = true;
-            r->beyond_issue[tier] = r->stats.issues;
             report(r, FY_CHECK_OVER_CAPACITY, event, NONE, ev->line,
                    "%s places '%s' at [%llu, %llu) on %s, beyond the %s arena of %s",
                    who(r, (long)event, w, sizeof w), tname(r, t), (unsigned long long)offset,

@@ -5,7 +5,9 @@
 #include "test_util.h"
 
 #include "ferry/ferry.h"
+#include "plans/hb.h"
 #include "plans/plan_gen.h"
+#include "plans/replay.h"
 
 typedef struct fixture {
     const char *file;
@@ -46,6 +48,8 @@ static const fixture fixtures[] = {
      "on host when the plan ends"},
     {"check-bad-reference.yaml", FY_CHECK_BAD_REFERENCE, 15,
      "load of 'w1' (event 8) goes nvme->gpu: there is no such link"},
+    {"check-incomplete-order.yaml", FY_CHECK_INCOMPLETE, 10,
+     "op 'g1' (event 4) runs after op 'g2' (event 1), which the graph orders after it"},
     {"check-redundant-load.yaml", FY_CHECK_REDUNDANT_LOAD, 11,
      "load of 'x' (event 15) copies 'x' to gpu, where load of 'x' (event 2) already put it"},
     {"check-unused-load.yaml", FY_CHECK_UNUSED_LOAD, 23,
@@ -142,6 +146,158 @@ static void test_check_class_names_are_stable(void **state)
     assert_int_equal(fy_check_report_count(NULL), 0);
     assert_null(fy_check_report_get(NULL, 0));
     fy_check_report_destroy(NULL);
+}
+
+/* ---- happens-before against brute force ------------------------------------------ */
+
+static void test_check_hb_matches_brute_force_on_random_plans(void **state)
+{
+    (void)state;
+    fy_error err = {0};
+    fy_graph *g;
+    assert_int_equal(fy_graph_load(fy_test_data("plans/train1.yaml"), &g, &err), 0);
+    int32_t w = (int32_t)fy_graph_find_tensor(g, "w");
+    enum { N = 400 };
+    static bool reach[N][N];
+    uint64_t seed = 12345;
+    for (int round = 0; round < 12; round++) {
+        fy_plan *plan;
+        assert_int_equal(fy_plan_create(g, NULL, &plan, &err), 0);
+        long last_on[5] = {-1, -1, -1, -1, -1};
+        static long stream_prev[N];
+        for (int i = 0; i < N; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned r = (unsigned)(seed >> 33);
+            /* Kinds: h2d, d2h, gpu op, host op, io, evict (io and evicts dominate some
+             * rounds, so that io lanes fill up and lane-less walks happen). */
+            unsigned kind = round % 3 == 0 ? r % 6 : (r % 10 < 6 ? 4 + r % 2 : r % 4);
+            fy_event ev = {.tensor = w, .from = FY_TIER_HOST, .to = FY_TIER_GPU};
+            switch (kind) {
+            case 0:
+                ev.kind = FY_EVENT_LOAD;
+                break;
+            case 1:
+                ev.kind = FY_EVENT_OFFLOAD, ev.from = FY_TIER_GPU, ev.to = FY_TIER_HOST;
+                break;
+            case 2:
+                ev.kind = FY_EVENT_COMPUTE, ev.op = 0;
+                break;
+            case 3:
+                ev.kind = FY_EVENT_COMPUTE, ev.op = 1;
+                break;
+            case 4:
+                ev.kind = FY_EVENT_LOAD, ev.from = FY_TIER_NVME, ev.to = FY_TIER_HOST;
+                break;
+            default:
+                ev.kind = FY_EVENT_EVICT;
+                break;
+            }
+            uint32_t after[3];
+            unsigned na = i ? (r >> 8) % 3 : 0;
+            for (unsigned k = 0; k < na; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                unsigned span = (seed >> 40) % 4 == 0 ? (unsigned)i : (i < 8 ? (unsigned)i : 8u);
+                after[k] = (uint32_t)(i - 1 - (int)((seed >> 20) % span));
+            }
+            ev.after = after;
+            ev.after_count = na;
+            assert_int_equal(fy_plan_add(plan, &ev, &err), i);
+            int q = kind < 4 ? (int)kind : 4;
+            stream_prev[i] = q < 4 ? last_on[q] : -1;
+            if (q < 4) last_on[q] = i;
+        }
+        /* Brute force: reach[a][b] by forward closure in plan order. */
+        for (int b = 0; b < N; b++) {
+            for (int a = 0; a < N; a++)
+                reach[a][b] = a == b;
+            const fy_event *e = fy_plan_event(plan, (size_t)b);
+            for (int a = 0; a < b; a++) {
+                bool hit = stream_prev[b] >= 0 && reach[a][stream_prev[b]];
+                for (uint32_t k = 0; k < e->after_count && !hit; k++)
+                    hit = reach[a][e->after[k]];
+                reach[a][b] = hit;
+            }
+        }
+        fy_hb *hb;
+        assert_int_equal(fy_hb_build(plan, &hb, &err), 0);
+        for (int b = 0; b < N; b++)
+            for (int a = 0; a < N; a++)
+                if (fy_hb_before(hb, (size_t)a, (size_t)b) != reach[a][b])
+                    fail_msg("round %d: hb(%d, %d) = %d, want %d", round, a, b, !reach[a][b],
+                             reach[a][b]);
+        fy_hb_destroy(hb);
+        fy_plan_destroy(plan);
+    }
+    fy_graph_destroy(g);
+}
+
+/* ---- the replay's hooks, as the simulator uses them -------------------------------- */
+
+typedef struct tally {
+    size_t changes[3];
+    uint64_t live[FY_TIER_COUNT], peak[FY_TIER_COUNT];
+    size_t issues;
+} tally;
+
+static void on_change(void *ctx, const fy_replay_change *ch)
+{
+    tally *t = ctx;
+    t->changes[ch->kind]++;
+    if (!ch->in_arena) return;
+    if (ch->kind == FY_CHANGE_PLACE)
+        t->live[ch->tier] += ch->size;
+    else if (ch->kind == FY_CHANGE_DROP)
+        t->live[ch->tier] -= ch->size;
+    if (t->live[ch->tier] > t->peak[ch->tier]) t->peak[ch->tier] = t->live[ch->tier];
+}
+
+static void on_issue(void *ctx, const fy_replay_issue *issue)
+{
+    (void)issue;
+    ((tally *)ctx)->issues++;
+}
+
+static void test_check_replay_reports_every_change_and_the_peaks(void **state)
+{
+    (void)state;
+    fy_plan *plan;
+    fy_check_report_destroy(check_file("good-design.yaml", &plan));
+    tally t = {0};
+    fy_replay_hooks hooks = {.ctx = &t, .issue = on_issue, .change = on_change};
+    fy_replay_stats stats;
+    fy_error err = {0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, &stats, &err), 0);
+    /* w0, w1, y to host; w0, x, a0, w1, y on the gpu; seven evicts; no in-place write. */
+    assert_int_equal(t.changes[FY_CHANGE_PLACE], 8);
+    assert_int_equal(t.changes[FY_CHANGE_DROP], 7);
+    assert_int_equal(t.changes[FY_CHANGE_WRITE], 0);
+    assert_int_equal(t.issues, 0);
+    assert_int_equal(stats.peak_live[FY_TIER_GPU], 130ull << 20);
+    assert_int_equal(stats.peak_live[FY_TIER_HOST], 128ull << 20);
+    assert_int_equal(t.peak[FY_TIER_GPU], stats.peak_live[FY_TIER_GPU]);
+    assert_int_equal(stats.arena_used[FY_TIER_GPU], 130ull << 20);
+    assert_int_equal(stats.arena_used[FY_TIER_HOST], 129ull << 20);
+    assert_int_equal(stats.issues, 0);
+    fy_plan_destroy(plan);
+
+    /* Without hb the ordering rules are off: the unordered fixture replays clean... */
+    fy_check_report_destroy(check_file("check-unordered-use.yaml", &plan));
+    t = (tally){0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, &stats, &err), 0);
+    assert_int_equal(t.issues, 0);
+    fy_plan_destroy(plan);
+    /* ...while the rest still hold, and in-place writes are reported as such. */
+    fy_check_report_destroy(check_file("good-acc.yaml", &plan));
+    t = (tally){0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, NULL, &err), 0);
+    assert_int_equal(t.changes[FY_CHANGE_WRITE], 2); /* g2 on the gpu, the offload over host */
+    fy_plan_destroy(plan);
+    fy_check_report_destroy(check_file("check-never-loaded.yaml", &plan));
+    t = (tally){0};
+    assert_int_equal(fy_replay_run(plan, NULL, NULL, &hooks, &stats, &err), 0);
+    assert_int_equal(t.issues, 1);
+    assert_int_equal(stats.issues, 1);
+    fy_plan_destroy(plan);
 }
 
 /* ---- every message: small edits of the clean plans ------------------------------ */
@@ -564,6 +720,7 @@ static void mutate_and_check(const fy_graph *g, const char *name)
         }
     }
     assert_true(rt.event < total);
+    free(order);
     m = rebuild(plan, g, NULL, order = make_order(total, total, total, total, &n), n, move_offset,
                 &rt);
     snprintf(what, sizeof what, "%s: overlapping offsets", name);
@@ -696,6 +853,8 @@ int main(void)
         cmocka_unit_test(test_check_names_the_related_events),
         cmocka_unit_test(test_check_clean_plans_stay_clean),
         cmocka_unit_test(test_check_class_names_are_stable),
+        cmocka_unit_test(test_check_hb_matches_brute_force_on_random_plans),
+        cmocka_unit_test(test_check_replay_reports_every_change_and_the_peaks),
         cmocka_unit_test(test_check_reports_every_message_once),
         cmocka_unit_test(test_check_mutations_of_generated_plans_are_caught),
     };
