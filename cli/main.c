@@ -16,6 +16,7 @@ static const command commands[] = {
     {"plan", fy_cmd_plan, "turn a graph and a policy into a plan"},
     {"info", fy_cmd_info, "print a summary of a graph file"},
     {"check", fy_cmd_check, "check a plan: every violation with its line (exit 1 if any)"},
+    {"run", fy_cmd_run, "run a checked plan on a device (sim, cuda) and report the timing"},
     {"demo", fy_cmd_demo, "run the whole path on a built-in example"},
 };
 
