@@ -6,6 +6,8 @@
  * order. The file is streamed in chunks and replaced atomically. */
 #include "graph/graph_model.h"
 
+#include "core/bf16.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -21,16 +23,6 @@ static uint64_t splitmix64(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-static uint16_t f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1); /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
 }
 
 static uint16_t f32_to_f16(float f)
@@ -79,7 +71,7 @@ static void fill(uint8_t *out, size_t n, fy_dtype dtype, float scale, uint64_t *
             memcpy(out + i, &u, 4);
             break;
         case FY_DTYPE_BF16: {
-            uint16_t h = f32_to_bf16(u);
+            uint16_t h = bf16_from_f32(u);
             memcpy(out + i, &h, 2);
             break;
         }

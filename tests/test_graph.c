@@ -331,6 +331,26 @@ static void test_graph_weight_file_follows_the_seed(void **state)
     fy_test_scratch_remove(dir);
 }
 
+static void test_graph_digest_names_the_content(void **state)
+{
+    (void)state;
+    fy_error err = {0};
+    fy_graph *a, *b;
+    fy_mlp_params mp = {.layers = 2, .hidden = 8, .batch = 2, .dtype = FY_DTYPE_F32};
+    assert_int_equal(fy_graph_generate_mlp(&mp, &a, &err), 0);
+    mp.batch = 3;
+    assert_int_equal(fy_graph_generate_mlp(&mp, &b, &err), 0);
+    char ha[65], ha2[65], hb[65];
+    assert_int_equal(fy_graph_digest(a, ha, &err), 0);
+    assert_int_equal(fy_graph_digest(a, ha2, &err), 0);
+    assert_int_equal(fy_graph_digest(b, hb, &err), 0);
+    assert_int_equal(strlen(ha), 64);
+    assert_string_equal(ha, ha2);
+    assert_string_not_equal(ha, hb);
+    fy_graph_destroy(a);
+    fy_graph_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_graph_summary_counts_kinds_and_working_set),
         cmocka_unit_test(test_graph_generators_make_loadable_training_graphs),
         cmocka_unit_test(test_graph_weight_file_follows_the_seed),
+        cmocka_unit_test(test_graph_digest_names_the_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,5 +15,6 @@
 #include "ferry/core.h"
 #include "ferry/graph.h"
 #include "ferry/plan.h"
+#include "ferry/engine.h"
 
 #endif
