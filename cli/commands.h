@@ -14,6 +14,7 @@
 
 int fy_cmd_graph(int argc, char **argv);
 int fy_cmd_info(int argc, char **argv);
+int fy_cmd_import(int argc, char **argv);
 int fy_cmd_demo(int argc, char **argv);
 
 /* Prints a graph's summary (ops, bytes by kind and home, largest working set). */

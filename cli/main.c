@@ -12,6 +12,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"graph", fy_cmd_graph, "generate a synthetic graph (mlp, transformer) or show one"},
+    {"import", fy_cmd_import, "write the graph of a safetensors checkpoint"},
     {"info", fy_cmd_info, "print a summary of a graph file"},
     {"demo", fy_cmd_demo, "run the whole path on a built-in example"},
 };

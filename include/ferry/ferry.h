@@ -14,6 +14,7 @@
 
 #include "ferry/core.h"
 #include "ferry/graph.h"
+#include "ferry/import.h"
 #include "ferry/plan.h"
 #include "ferry/engine.h"
 
