@@ -8,9 +8,11 @@
 #include "kernel_fixtures.h"
 
 #include "engine/device.h"
+#include "engine_plans.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 typedef struct gpu {
@@ -431,6 +433,88 @@ static void test_cuda_device_fault_completes_with_error(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Through the engine: random graphs and plans (tests/engine_plans.h) run on the cuda device;
+ * every offloading plan (evictions, reloads, spills to nvme, arena reuse) gives the outputs of
+ * the all-resident plan bit for bit, with the same CUDA kernels. */
+static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
+{
+    (void)state;
+    gpu probe;
+    OPEN_OR_SKIP(&probe);
+    gpu_close(&probe);
+    char *dir = fy_test_scratch("cuda-engine"), weights[4200], nvme[4200];
+    snprintf(weights, sizeof weights, "%s/w.bin", dir);
+    snprintf(nvme, sizeof nvme, "%s/nvme", dir);
+    assert_int_equal(mkdir(nvme, 0700), 0);
+    fy_error err = {0};
+    fy_engine *eng = NULL;
+    if (fy_engine_open(&(fy_engine_config){.device = "cuda", .nvme_dir = nvme}, &eng, &err) < 0)
+        fail_msg("fy_engine_open: %s", err.message);
+    assert_string_equal(fy_engine_device_name(eng), "cuda");
+    size_t runs = 0;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        eg_graph_params gp = {.seed = seed,
+                              .ops = 6 + seed % 9,
+                              .batch = 2 + (unsigned)(seed % 3),
+                              .hidden = 64 << (seed % 3),
+                              .weights = 1 + seed % 4,
+                              .host_ops = seed % 3 != 0,
+                              .weights_path = weights};
+        fy_graph *g = eg_graph(&gp);
+        assert_non_null(g);
+        fy_engine_buffer in[2][4], out[2][4];
+        size_t nin = 0, nout = 0;
+        for (int r = 0; r < 2; r++) {
+            nin = nout = 0;
+            for (size_t t = 0; t < fy_graph_tensor_count(g); t++) {
+                const fy_tensor *tn = fy_graph_tensor(g, t);
+                if (tn->home == FY_TIER_HOST) {
+                    void *p = malloc(tn->size);
+                    eg_fill(p, tn->size, t);
+                    in[r][nin++] = (fy_engine_buffer){tn->name, p, tn->size};
+                }
+                if (tn->kind == FY_TENSOR_OUTPUT || tn->kind == FY_TENSOR_OPTIMIZER)
+                    out[r][nout++] = (fy_engine_buffer){tn->name, calloc(1, tn->size), tn->size};
+            }
+        }
+        eg_policy resident = {.seed = seed};
+        fy_plan *base = eg_plan(g, &resident);
+        fy_engine_run_args a = {
+            .inputs = in[0], .input_count = nin, .outputs = out[0], .output_count = nout};
+        if (fy_engine_run(eng, base, &a, NULL, &err) < 0) fail_msg("resident: %s", err.message);
+        for (int p = 0; p < 3; p++) {
+            eg_policy pol = {.seed = seed * 7 + (uint64_t)p,
+                             .p_evict = 0.3 + 0.2 * p,
+                             .p_spill = 0.25 * p,
+                             .p_prefetch = 0.5,
+                             .reuse = p != 1};
+            fy_plan *plan = eg_plan(g, &pol);
+            assert_non_null(plan);
+            for (size_t k = 0; k < nin; k++) /* host-home state is updated in place */
+                eg_fill(in[1][k].data, in[1][k].size, fy_graph_find_tensor(g, in[1][k].name));
+            a = (fy_engine_run_args){
+                .inputs = in[1], .input_count = nin, .outputs = out[1], .output_count = nout};
+            if (fy_engine_run(eng, plan, &a, NULL, &err) < 0)
+                fail_msg("seed %llu policy %d: %s", (unsigned long long)seed, p, err.message);
+            for (size_t k = 0; k < nout; k++)
+                assert_memory_equal(out[1][k].data, out[0][k].data, out[0][k].size);
+            fy_plan_destroy(plan);
+            runs++;
+        }
+        fy_plan_destroy(base);
+        for (int r = 0; r < 2; r++) {
+            for (size_t k = 0; k < nin; k++)
+                free(in[r][k].data);
+            for (size_t k = 0; k < nout; k++)
+                free(out[r][k].data);
+        }
+        fy_graph_destroy(g);
+    }
+    assert_int_equal(runs, 24);
+    fy_engine_close(eng);
+    fy_test_scratch_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_cuda_kernels_match_cpu),
         cmocka_unit_test(test_cuda_streamed_run_is_bitwise_resident),
         cmocka_unit_test(test_cuda_errors_are_named),
+        cmocka_unit_test(test_cuda_engine_offloaded_plans_bitwise_resident),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
