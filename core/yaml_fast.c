@@ -8,8 +8,9 @@
  *
  * The subset, line by line (anything else declines):
  * - The text is ASCII; lines end with '\n' (the last may end the text instead); no tabs,
- *   carriage returns, comments, directives, document markers, anchors, tags or quotes.
- * - Empty lines are allowed; a line of spaces only, or trailing spaces, is not.
+ *   carriage returns, directives, document markers, anchors, tags or quotes.
+ * - Empty lines and whole-line comments (`# ...` after spaces, printable ASCII) are
+ *   skipped; a line of spaces only, trailing spaces, or a comment after a value declines.
  * - The root is a block mapping or block sequence. A block mapping line is `KEY: VALUE` or
  *   `KEY:` followed by a more indented block node, or by a block sequence at the key's own
  *   indentation (an "indentless" sequence). A block sequence line is `- VALUE`.
@@ -114,20 +115,24 @@ static int flow(scan *s)
     return rc;
 }
 
-/* p is at the start of a line: skips empty lines and stops at the first character of the
- * next non-empty one, setting indent. */
+/* p is at the start of a line: skips empty lines and comment lines and stops at the first character
+ * of the next non-empty one, setting indent. */
 static int enter_line(scan *s)
 {
     for (;;) {
         const char *q = s->p;
         while (q < s->end && *q == ' ')
             q++;
-        if (q < s->end && *q != '\n') {
+        if (q < s->end && *q == '#') { /* a whole-line comment, in printable ASCII */
+            for (; q < s->end && *q != '\n'; q++)
+                if (*q < ' ' || *q > '~') return FY_YAML_DECLINED;
+        } else if (q < s->end && *q != '\n') {
             s->indent = q - s->p;
             s->p = q;
             return 0;
+        } else if (q != s->p) {
+            return FY_YAML_DECLINED; /* spaces only */
         }
-        if (q != s->p) return FY_YAML_DECLINED; /* spaces only */
         if (q == s->end) {
             s->indent = -1;
             return 0;

@@ -26,4 +26,13 @@ int fy_ybuild_close(fy_ybuild *b);
  * caller discards), or a negative status from the builder. */
 int fy_yaml_fast_read(fy_ybuild *b, const char *text, size_t len);
 
+/* Which readers fy_ydoc_load_string_with may use: the tests compare the two. */
+typedef enum fy_yread_mode {
+    FY_YREAD_AUTO = 0, /* the fast reader, libyaml when it declines (what every load does) */
+    FY_YREAD_FAST,     /* the fast reader alone: FY_YAML_DECLINED when it declines */
+    FY_YREAD_LIBYAML,  /* libyaml alone */
+} fy_yread_mode;
+int fy_ydoc_load_string_with(const char *name, const char *text, size_t len, fy_yread_mode mode,
+                             fy_ydoc **out, fy_error *err);
+
 #endif

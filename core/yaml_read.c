@@ -225,11 +225,11 @@ static void builder_reset(builder *b)
     b->top = b->depth = 0;
 }
 
-static int build(fy_ydoc *doc, const char *text, size_t len, fy_error *err)
+static int build(fy_ydoc *doc, const char *text, size_t len, fy_yread_mode mode, fy_error *err)
 {
     builder b = {.doc = doc};
-    int rc = fy_yaml_fast_read(&b, text, len);
-    if (rc == FY_YAML_DECLINED) {
+    int rc = mode == FY_YREAD_LIBYAML ? FY_YAML_DECLINED : fy_yaml_fast_read(&b, text, len);
+    if (rc == FY_YAML_DECLINED && mode != FY_YREAD_FAST) {
         builder_reset(&b);
         yaml_parser_t parser;
         if (!yaml_parser_initialize(&parser)) {
@@ -267,19 +267,25 @@ static int new_doc(const char *name, fy_ydoc **out, fy_error *err)
     return 0;
 }
 
-int fy_ydoc_load_string(const char *name, const char *text, size_t len, fy_ydoc **out,
-                        fy_error *err)
+int fy_ydoc_load_string_with(const char *name, const char *text, size_t len, fy_yread_mode mode,
+                             fy_ydoc **out, fy_error *err)
 {
     *out = NULL;
     fy_ydoc *doc = NULL;
     int rc = new_doc(name, &doc, err);
-    if (rc == 0) rc = build(doc, text, len, err);
-    if (rc < 0) {
+    if (rc == 0) rc = build(doc, text, len, mode, err);
+    if (rc != 0) {
         fy_ydoc_destroy(doc);
         return rc;
     }
     *out = doc;
     return 0;
+}
+
+int fy_ydoc_load_string(const char *name, const char *text, size_t len, fy_ydoc **out,
+                        fy_error *err)
+{
+    return fy_ydoc_load_string_with(name, text, len, FY_YREAD_AUTO, out, err);
 }
 
 int fy_ydoc_load_file(const char *path, fy_ydoc **out, fy_error *err)
