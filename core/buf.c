@@ -77,20 +77,23 @@ bool fy_yaml_plain_ok(const char *text)
                                            "Yes", "No", "On", "Off", "y", "n", NULL};
     if (!text[0])
         return false;
-    for (const char *const *r = reserved; *r; r++)
-        if (strcmp(*r, text) == 0)
-            return false;
     /* Letters, digits and a few punctuation marks that YAML gives no meaning inside a plain
      * scalar; the first character must not start an indicator. */
     if (strchr("-?:,[]{}#&*!|>'\"%@` .", text[0]))
         return false;
-    for (const char *s = text; *s; s++) {
+    size_t len = 0;
+    for (const char *s = text; *s; s++, len++) {
         unsigned char c = (unsigned char)*s;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   strchr("_.-/+()$=~^", c) != NULL;
         if (!ok)
             return false;
     }
+    /* The words YAML reads as null or booleans (none is longer than 5 letters); checked last
+     * because the graph digest writes every name of a big graph through here. */
+    for (const char *const *r = reserved; len <= 5 && *r; r++)
+        if (strcmp(*r, text) == 0)
+            return false;
     return true;
 }
 
@@ -212,8 +215,12 @@ int fy_file_read_all(const char *path, char **data, size_t *len, fy_error *err)
                                strerror(errno));
     fy_buf b = {0};
     char chunk[65536];
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+        reserve(&b, (size_t)st.st_size); /* a regular file: read in place, one allocation */
     for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
+        size_t room = b.cap > b.len + 1 ? b.cap - b.len - 1 : 0;
+        ssize_t n = read(fd, room ? b.data + b.len : chunk, room ? room : sizeof chunk);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -225,7 +232,12 @@ int fy_file_read_all(const char *path, char **data, size_t *len, fy_error *err)
         }
         if (n == 0)
             break;
-        fy_buf_append(&b, chunk, (size_t)n);
+        if (room) {
+            b.len += (size_t)n;
+            b.data[b.len] = '\0';
+        } else {
+            fy_buf_append(&b, chunk, (size_t)n);
+        }
     }
     close(fd);
     if (b.failed) {
