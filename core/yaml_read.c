@@ -78,6 +78,7 @@ struct fy_ybuild {
     /* Short texts seen lately, by hash: keys, kinds and tiers repeat on every line of a
      * big file, and sharing their copies saves about a sixth of a plan's tree. */
     const char *recent[INTERN_SLOTS];
+    uint64_t recent_bytes[INTERN_SLOTS]; /* the text, zero-padded: compared as one word */
     uint8_t recent_len[INTERN_SLOTS];
 };
 typedef struct fy_ybuild builder;
@@ -136,14 +137,14 @@ int fy_ybuild_scalar(fy_ybuild *b, uint32_t line, uint32_t column, const char *t
 {
     if (len > UINT32_MAX) return FY_ERANGE;
     size_t slot = INTERN_SLOTS;
+    uint64_t bytes = 0;
     if (len <= INTERN_MAX) {
-        uint64_t h = 0;
-        memcpy(&h, text, len);
-        slot = (size_t)(((h ^ len) * 0x9E3779B97F4A7C15ull) >> 54); /* 10 bits */
+        memcpy(&bytes, text, len);
+        slot = (size_t)(((bytes ^ len) * 0x9E3779B97F4A7C15ull) >> 54); /* 10 bits */
     }
     const char *copy = NULL;
     if (slot < INTERN_SLOTS && b->recent[slot] && b->recent_len[slot] == len &&
-        memcmp(b->recent[slot], text, len) == 0) {
+        b->recent_bytes[slot] == bytes) {
         copy = b->recent[slot];
     } else {
         char *fresh = arena_alloc(b->doc, len + 1, 1);
@@ -153,6 +154,7 @@ int fy_ybuild_scalar(fy_ybuild *b, uint32_t line, uint32_t column, const char *t
         copy = fresh;
         if (slot < INTERN_SLOTS) {
             b->recent[slot] = fresh;
+            b->recent_bytes[slot] = bytes;
             b->recent_len[slot] = (uint8_t)len;
         }
     }
