@@ -83,15 +83,20 @@ struct fy_ybuild {
 };
 typedef struct fy_ybuild builder;
 
-static int push_node(builder *b, const fy_ynode *n)
+static int grow_stack(builder *b)
 {
-    if (b->top == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        fy_ynode *s = realloc(b->stack, cap * sizeof *s);
-        if (!s) return FY_ENOMEM;
-        b->stack = s;
-        b->cap = cap;
-    }
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    fy_ynode *s = realloc(b->stack, cap * sizeof *s);
+    if (!s) return FY_ENOMEM;
+    b->stack = s;
+    b->cap = cap;
+    return 0;
+}
+
+/* Inline: it runs once per node of every document. */
+static inline int push_node(builder *b, const fy_ynode *n)
+{
+    if (b->top == b->cap && grow_stack(b) < 0) return FY_ENOMEM;
     b->stack[b->top++] = *n;
     return 0;
 }
@@ -139,7 +144,8 @@ int fy_ybuild_scalar(fy_ybuild *b, uint32_t line, uint32_t column, const char *t
     size_t slot = INTERN_SLOTS;
     uint64_t bytes = 0;
     if (len <= INTERN_MAX) {
-        memcpy(&bytes, text, len);
+        for (size_t i = 0; i < len; i++) /* a loop, not a call: len is at most 8 */
+            bytes |= (uint64_t)(unsigned char)text[i] << (8 * i);
         slot = (size_t)(((bytes ^ len) * 0x9E3779B97F4A7C15ull) >> 54); /* 10 bits */
     }
     const char *copy = NULL;
