@@ -4,6 +4,7 @@
 
 #include "core/yaml.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,22 @@ static const char *const op_keys[] = {"name", "kind", "device", "reads",
                                       "writes", "flops", "time", NULL};
 static const char *const kind_names[] = {"weight", "input", "output", "activation",
                                          "gradient", "optimizer", "workspace"};
+
+/* Formats a name for messages, only when there is an error to receive them: each entry is
+ * read quietly first (err NULL), so a big graph's success path formats nothing, and read
+ * again with err only to describe what is wrong. */
+static void name_for(char *buf, size_t size, const fy_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void name_for(char *buf, size_t size, const fy_error *err, const char *fmt, ...)
+{
+    buf[0] = '\0';
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
 
 static fy_loc loc_of(const fy_ynode *n)
 {
@@ -40,12 +57,12 @@ static int read_shape(const fy_ydoc *doc, const fy_ynode *node, const char *what
     return 0;
 }
 
-static int read_tensor(const fy_ydoc *doc, fy_graph *g, const fy_ynode *key,
-                       const fy_ynode *node, fy_error *err)
+static int tensor_fields(const fy_ydoc *doc, const fy_ynode *key, const fy_ynode *node,
+                         fy_tensor_desc *out, fy_error *err)
 {
     char what[300];
     const char *name = key->u.text;
-    snprintf(what, sizeof what, "tensor '%s'", name);
+    name_for(what, sizeof what, err, "tensor '%s'", name);
     int rc = fy_ymap_check(doc, node, tensor_keys, what, err);
     if (rc < 0)
         return rc;
@@ -53,19 +70,19 @@ static int read_tensor(const fy_ydoc *doc, fy_graph *g, const fy_ynode *key,
     char field[340];
     const fy_ynode *v;
     int kind;
-    snprintf(field, sizeof field, "kind of %s", what);
+    name_for(field, sizeof field, err, "kind of %s", what);
     if (!(v = fy_ymap_get(node, "kind")))
         return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s needs a kind (one of weight, input, "
                              "output, activation, gradient, optimizer, workspace)", what);
     if ((rc = fy_ynode_enum(doc, v, field, kind_names, FY_TENSOR_KIND_COUNT, &kind, err)) < 0)
         return rc;
     d.kind = (fy_tensor_kind)kind;
-    snprintf(field, sizeof field, "size of %s", what);
+    name_for(field, sizeof field, err, "size of %s", what);
     if ((v = fy_ymap_get(node, "size")) && (rc = fy_ynode_size(doc, v, field, &d.size, err)) < 0)
         return rc;
     if ((v = fy_ymap_get(node, "dtype"))) {
         const char *text;
-        snprintf(field, sizeof field, "dtype of %s", what);
+        name_for(field, sizeof field, err, "dtype of %s", what);
         if ((rc = fy_ynode_string(doc, v, field, &text, err)) < 0)
             return rc;
         if (fy_dtype_parse(text, &d.dtype) < 0)
@@ -73,34 +90,45 @@ static int read_tensor(const fy_ydoc *doc, fy_graph *g, const fy_ynode *key,
                                  "f16, bf16, f8e4m3, f8e5m2, i64, i32, i16, i8, u8, bool)",
                                  what, text);
     }
-    snprintf(field, sizeof field, "shape of %s", what);
+    name_for(field, sizeof field, err, "shape of %s", what);
     if ((v = fy_ymap_get(node, "shape")) && (rc = read_shape(doc, v, field, &d, err)) < 0)
         return rc;
     if (d.dtype != FY_DTYPE_NONE && d.rank == 0)
         return fy_ydoc_error(doc, fy_ymap_get(node, "dtype"), err, FY_EPARSE,
                              "%s has a dtype but no shape", what);
-    snprintf(field, sizeof field, "home of %s", what);
+    name_for(field, sizeof field, err, "home of %s", what);
     if ((v = fy_ymap_get(node, "home"))) {
         if ((rc = fy_ynode_tier(doc, v, field, &d.home, err)) < 0)
             return rc;
         d.home_set = true;
     }
     if ((v = fy_ymap_get(node, "source"))) {
-        snprintf(field, sizeof field, "source of %s", what);
+        name_for(field, sizeof field, err, "source of %s", what);
         if ((rc = fy_ymap_check(doc, v, source_keys, field, err)) < 0)
             return rc;
         const fy_ynode *file = fy_ymap_get(v, "file");
         if (!file)
             return fy_ydoc_error(doc, v, err, FY_EPARSE, "%s needs a file", field);
-        snprintf(field, sizeof field, "source file of %s", what);
+        name_for(field, sizeof field, err, "source file of %s", what);
         if ((rc = fy_ynode_string(doc, file, field, &d.source_file, err)) < 0)
             return rc;
         const fy_ynode *off = fy_ymap_get(v, "offset");
-        snprintf(field, sizeof field, "source offset of %s", what);
+        name_for(field, sizeof field, err, "source offset of %s", what);
         if (off && (rc = fy_ynode_size(doc, off, field, &d.source_offset, err)) < 0)
             return rc;
     }
-    return fy_graph_add_tensor_at(g, &d, loc_of(key), err);
+    *out = d;
+    return 0;
+}
+
+static int read_tensor(const fy_ydoc *doc, fy_graph *g, const fy_ynode *key,
+                       const fy_ynode *node, fy_error *err)
+{
+    fy_tensor_desc d;
+    int rc = tensor_fields(doc, key, node, &d, NULL);
+    if (rc < 0 && err)
+        rc = tensor_fields(doc, key, node, &d, err);
+    return rc < 0 ? rc : fy_graph_add_tensor_at(g, &d, loc_of(key), err);
 }
 
 /* Reads a list of tensor names into names/locs (arrays sized by the caller). */
@@ -117,15 +145,15 @@ static int read_names(const fy_ydoc *doc, const fy_ynode *node, const char *what
     return 0;
 }
 
-static int read_op(const fy_ydoc *doc, fy_graph *g, const fy_ynode *node, size_t index,
-                   fy_error *err)
+static int op_fields(const fy_ydoc *doc, const fy_ynode *node, size_t index, fy_op_desc *out,
+                     const fy_ynode **reads_out, const fy_ynode **writes_out, fy_error *err)
 {
     char what[300];
     const fy_ynode *named = fy_ymap_get(node, "name");
     if (named && named->kind == FY_YSCALAR)
-        snprintf(what, sizeof what, "op '%s'", named->u.text);
+        name_for(what, sizeof what, err, "op '%s'", named->u.text);
     else
-        snprintf(what, sizeof what, "op %zu", index + 1);
+        name_for(what, sizeof what, err, "op %zu", index + 1);
     int rc = fy_ymap_check(doc, node, op_keys, what, err);
     if (rc < 0)
         return rc;
@@ -135,37 +163,53 @@ static int read_op(const fy_ydoc *doc, fy_graph *g, const fy_ynode *node, size_t
         return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s needs a name", what);
     if ((rc = fy_ynode_string(doc, v, "op name", &d.name, err)) < 0)
         return rc;
-    snprintf(what, sizeof what, "op '%s'", d.name);
+    name_for(what, sizeof what, err, "op '%s'", d.name);
     char field[340];
-    snprintf(field, sizeof field, "kind of %s", what);
+    name_for(field, sizeof field, err, "kind of %s", what);
     if (!(v = fy_ymap_get(node, "kind")))
         return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s needs a kind (the kernel to run)",
                              what);
     if ((rc = fy_ynode_string(doc, v, field, &d.kind, err)) < 0)
         return rc;
-    snprintf(field, sizeof field, "device of %s", what);
+    name_for(field, sizeof field, err, "device of %s", what);
     if ((v = fy_ymap_get(node, "device"))) {
         if ((rc = fy_ynode_tier(doc, v, field, &d.device, err)) < 0)
             return rc;
         if (d.device == FY_TIER_NVME)
             return fy_ydoc_error(doc, v, err, FY_EPARSE, "%s must be gpu or host", field);
     }
-    snprintf(field, sizeof field, "flops of %s", what);
+    name_for(field, sizeof field, err, "flops of %s", what);
     if ((v = fy_ymap_get(node, "flops")) && (rc = fy_ynode_count(doc, v, field, &d.flops, err)) < 0)
         return rc;
-    snprintf(field, sizeof field, "time of %s", what);
+    name_for(field, sizeof field, err, "time of %s", what);
     if ((v = fy_ymap_get(node, "time")) && (rc = fy_ynode_time(doc, v, field, &d.time, err)) < 0)
         return rc;
 
     const fy_ynode *reads = fy_ymap_get(node, "reads");
     const fy_ynode *writes = fy_ymap_get(node, "writes");
-    snprintf(field, sizeof field, "reads of %s", what);
+    name_for(field, sizeof field, err, "reads of %s", what);
     if (reads && (rc = fy_ynode_expect(doc, reads, FY_YSEQ, field, err)) < 0)
         return rc;
-    snprintf(field, sizeof field, "writes of %s", what);
+    name_for(field, sizeof field, err, "writes of %s", what);
     if (!writes)
         return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s needs writes", what);
     if ((rc = fy_ynode_expect(doc, writes, FY_YSEQ, field, err)) < 0)
+        return rc;
+    *out = d;
+    *reads_out = reads;
+    *writes_out = writes;
+    return 0;
+}
+
+static int read_op(const fy_ydoc *doc, fy_graph *g, const fy_ynode *node, size_t index,
+                   fy_error *err)
+{
+    fy_op_desc d;
+    const fy_ynode *reads, *writes;
+    int rc = op_fields(doc, node, index, &d, &reads, &writes, NULL);
+    if (rc < 0 && err)
+        rc = op_fields(doc, node, index, &d, &reads, &writes, err);
+    if (rc < 0)
         return rc;
     size_t nr = reads ? reads->count : 0, nw = writes->count;
     const char **names = calloc(nr + nw + 1, sizeof *names);
