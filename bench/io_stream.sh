@@ -33,7 +33,8 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 src=$(df -P "$dir" | awk 'NR==2 {print $1}')
 echo "file: $file ($SIZE) on $src ($(findmnt -no FSTYPE -T "$dir"))," \
      "scheduler $(cat /sys/block/"$(basename "$src")"/queue/scheduler 2>/dev/null || echo '?')"
-echo "rounds: $rounds, page cache evicted (posix_fadvise DONTNEED) before every run"
+echo "rounds: $rounds, page cache evicted (posix_fadvise DONTNEED) before every run;" \
+     "load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 
 methods=(uring_direct uring_registered threads_direct uring_buffered threads_buffered dd_direct pread_buffered)
 declare -A label=(

@@ -355,6 +355,8 @@ static void test_io_write_to_full_device_is_no_space(void **state)
     assert_int_equal(c.status, FY_ENOSPC);
     assert_non_null(strstr(c.detail, "/dev/full"));
     assert_non_null(strstr(c.detail, "write"));
+    /* 25 chunks failed, one completion: nothing more to wait for. */
+    assert_int_equal(b->wait(io, &c, 1, &err), FY_ESTATE);
     b->file_close(io, f);
     b->close(io);
     free(buf);
@@ -449,6 +451,27 @@ static void test_io_watched_eventfd_wakes_wait(void **state)
     assert_int_equal(c.bytes, 6);
     b->close(io);
     close(efd);
+}
+
+/* A watched fd that breaks (here a pipe whose writer is gone: readable, but reads 0 bytes)
+ * is reported once, with its tag, and then no longer watched. */
+static void test_io_broken_watch_is_reported_once(void **state)
+{
+    const fy_io_backend *b = backend_of(state);
+    fy_io *io = open_io(b, (fy_io_config){0});
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fy_error err = {0};
+    assert_int_equal(b->watch_fd(io, p[0], 31, &err), 0);
+    close(p[1]);
+    fy_io_completion c = wait_one(b, io);
+    assert_int_equal(c.tag, 31);
+    assert_true(c.watch);
+    assert_int_equal(c.status, FY_EIO);
+    assert_non_null(strstr(c.detail, "watched fd"));
+    assert_int_equal(b->wait(io, &c, 1, &err), FY_ESTATE);
+    b->close(io);
+    close(p[0]);
 }
 
 static void test_io_watch_and_requests_share_wait(void **state)
@@ -800,6 +823,7 @@ int main(void)
         BOTH(test_io_direct_refused_at_run_time_reads_buffered),
         BOTH(test_io_watched_eventfd_wakes_wait),
         BOTH(test_io_watch_and_requests_share_wait),
+        BOTH(test_io_broken_watch_is_reported_once),
         BOTH(test_io_close_with_requests_in_flight_releases_all),
         BOTH(test_io_file_closed_early_completes_its_requests),
         BOTH(test_io_registered_buffer_and_its_refusal),
