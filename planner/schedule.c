@@ -65,6 +65,15 @@ static bool has_copy(const planner *pl, uint32_t t)
     return false;
 }
 
+/* Whether the current op is about to write t (room is reserved for it): loading t now would
+ * bring the old version. */
+static bool being_written(const planner *pl, uint32_t t)
+{
+    for (int k = 0; k < FY_TIER_COUNT; k++)
+        if (pl->t[t].rsv[k] != PL_NONE) return true;
+    return false;
+}
+
 /* Loads the reads of op j (a later op) onto the gpu without evicting anything needed
  * before op j. Returns 1 when memory does not allow it. */
 static int prefetch_op(planner *pl, size_t j)
@@ -73,7 +82,8 @@ static int prefetch_op(planner *pl, size_t j)
     if (op->device != FY_TIER_GPU) return 0;
     pin_op(pl, j);
     for (uint32_t r = 0; r < op->read_count; r++) {
-        if (!has_copy(pl, op->reads[r])) continue; /* an earlier op of the window creates it */
+        if (!has_copy(pl, op->reads[r]) || being_written(pl, op->reads[r]))
+            continue; /* the current op or an earlier op of the window writes it */
         int rc = pl_ensure(pl, op->reads[r], FY_TIER_GPU, (long)j);
         if (rc != 0) return rc;
     }
@@ -99,6 +109,7 @@ static int hook_prefetch(planner *pl, size_t op)
             rc = pl_blame(pl, "prefetch");
             break;
         }
+        if (being_written(pl, t)) continue; /* after the write, when it is read */
         pl->t[t].pin = pl->epoch;
         long nr = pl_next_read(pl, t, pl->now);
         rc = pl_ensure(pl, t, FY_TIER_GPU, nr >= 0 ? nr : (long)op);
@@ -206,7 +217,10 @@ static int gather(planner *pl, size_t i)
             rc = pl_ensure(pl, op->reads[r], dev, -1);
         for (uint32_t w = 0; rc == 0 && w < op->write_count; w++) {
             uint32_t t = op->writes[w];
-            if (pl->t[t].copy[dev] >= 0 || pl->t[t].rsv[dev] != PL_NONE) continue;
+            bool read = false; /* an update in place: the reads bring it (again) */
+            for (uint32_t r = 0; r < op->read_count && !read; r++)
+                read = op->reads[r] == t;
+            if (read || pl->t[t].copy[dev] >= 0 || pl->t[t].rsv[dev] != PL_NONE) continue;
             rc = pl_make_room(pl, dev, pl_align(dev, size_of(pl, t)), -1, t);
         }
         if (rc != 0 || !pl->pin_evicted) break;
