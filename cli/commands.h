@@ -6,14 +6,21 @@
 
 #include "ferry/ferry.h"
 
+#include <stdio.h>
+
 #define FY_EXIT_OK 0
 #define FY_EXIT_VIOLATIONS 1
 #define FY_EXIT_FAILURE 2
 
 int fy_cmd_graph(int argc, char **argv);
 int fy_cmd_info(int argc, char **argv);
+int fy_cmd_import(int argc, char **argv);
 int fy_cmd_demo(int argc, char **argv);
+int fy_cmd_plan(int argc, char **argv);
+int fy_cmd_check(int argc, char **argv);
 
+/* Prints a graph's summary (ops, bytes by kind and home, largest working set). */
+void fy_cli_print_graph_summary(const fy_graph *g, FILE *out);
 /* Prints err as "FILE:LINE:COL: error: message" on stderr; returns FY_EXIT_FAILURE. */
 int fy_cli_report(const fy_error *err);
 /* Prints "ferry CMD: message" on stderr; returns FY_EXIT_FAILURE. */

@@ -11,7 +11,12 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"help", NULL, "this text"},
+    {"graph", fy_cmd_graph, "generate a synthetic graph (mlp, transformer) or show one"},
+    {"import", fy_cmd_import, "write the graph of a safetensors checkpoint"},
+    {"plan", fy_cmd_plan, "turn a graph and a policy into a plan"},
+    {"info", fy_cmd_info, "print a summary of a graph file"},
+    {"check", fy_cmd_check, "check a plan: every violation with its line (exit 1 if any)"},
+    {"demo", fy_cmd_demo, "run the whole path on a built-in example"},
 };
 
 static void usage(FILE *out)
@@ -40,7 +45,7 @@ int main(int argc, char **argv)
         return FY_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (commands[i].run && !strcmp(argv[1], commands[i].name))
+        if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "ferry: unknown command '%s'\n", argv[1]);
     usage(stderr);

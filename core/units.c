@@ -4,11 +4,15 @@
  * overflows 64 bits is refused with a message saying which. */
 #include "ferry/core.h"
 
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 typedef struct number {
+    const char *start;
     unsigned __int128 digits; /* all digits, the decimal point removed */
     int exp10;                /* value = digits * 10^exp10 */
     bool negative;
@@ -20,6 +24,7 @@ typedef struct number {
 static bool scan_number(const char *s, number *n)
 {
     memset(n, 0, sizeof *n);
+    n->start = s;
     if (*s == '+' || *s == '-')
         n->negative = *s++ == '-';
     int count = 0, significant = 0;
@@ -64,8 +69,26 @@ static bool scan_number(const char *s, number *n)
     return true;
 }
 
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void)
+{
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* The number's value, correctly rounded (strtod in the C locale, whatever locale the host
+ * program set), so that printing with %.17g and reading back gives the same double. */
 static double number_value(const number *n)
 {
+    char text[128];
+    size_t len = (size_t)(n->end - n->start);
+    pthread_once(&c_locale_once, make_c_locale);
+    if (len < sizeof text && c_locale) {
+        memcpy(text, n->start, len);
+        text[len] = '\0';
+        return strtod_l(text, NULL, c_locale);
+    }
     double v = (double)n->digits * pow(10.0, n->exp10);
     return n->negative ? -v : v;
 }

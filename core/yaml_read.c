@@ -235,7 +235,7 @@ int fy_ydoc_load_string(const char *name, const char *text, size_t len, fy_ydoc 
                         fy_error *err)
 {
     *out = NULL;
-    fy_ydoc *doc;
+    fy_ydoc *doc = NULL;
     int rc = new_doc(name, &doc, err);
     if (rc < 0)
         return rc;
@@ -262,7 +262,7 @@ int fy_ydoc_load_file(const char *path, fy_ydoc **out, fy_error *err)
     if (!f)
         return fy_error_set_at(err, fy_status_from_errno(errno), path, 0, 0, "cannot open: %s",
                                strerror(errno));
-    fy_ydoc *doc;
+    fy_ydoc *doc = NULL;
     int rc = new_doc(path, &doc, err);
     if (rc < 0) {
         fclose(f);

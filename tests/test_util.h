@@ -42,4 +42,19 @@ static inline void fy_test_scratch_remove(char *dir)
     free(dir);
 }
 
+/* Reads a whole file into a malloc'ed buffer; returns 0 or -1. */
+static inline int fy_file_read_all_for_test(const char *path, char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc((size_t)n + 1);
+    *len = fread(*data, 1, (size_t)n, f);
+    fclose(f);
+    return *len == (size_t)n ? 0 : -1;
+}
+
 #endif

@@ -14,5 +14,11 @@
 
 #include "ferry/core.h"
 #include "ferry/graph.h"
+#include "ferry/import.h"
+#include "ferry/plan.h"
+#include "ferry/policy.h"
+#include "ferry/planner.h"
+#include "ferry/check.h"
+#include "ferry/engine.h"
 
 #endif
