@@ -355,6 +355,7 @@ static void mutate_and_check(const fy_graph *g, const char *name)
         }
     }
     assert_true(rt.event < total);
+    free(order);
     m = rebuild(plan, g, NULL, order = make_order(total, total, total, total, &n), n, move_offset,
                 &rt);
     snprintf(what, sizeof what, "%s: overlapping offsets", name);
