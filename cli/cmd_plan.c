@@ -17,7 +17,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ferry plan GRAPH [--policy P] [--machine M.yaml] [--gpu SIZE] [--host SIZE]\n"
-            "                  [--nvme SIZE] -o PLAN\n\n"
+            "                  [--nvme SIZE] [--lua-instructions N] [--lua-memory SIZE]\n"
+            "                  [--lua-seconds TIME] -o PLAN\n\n"
             "Turns a graph into a plan (ferry: plan/1) that ferry check accepts.\n\n"
             "options:\n"
             "  --policy P     a policy file (.yaml or .lua) or the NAME of a shipped one:\n"
@@ -26,6 +27,10 @@ static void usage(FILE *out)
             "  --gpu SIZE     override the gpu capacity (e.g. 8GiB); likewise --host, --nvme\n"
             "  -o, --output F where to write the plan ('-': standard output)\n"
             "  -q, --quiet    print nothing but errors\n"
+            "  --lua-instructions N  instruction budget per Lua hook call (default 10M)\n"
+            "  --lua-memory SIZE     memory budget of the Lua policy (default 64MiB)\n"
+            "  --lua-seconds TIME    time limit per Lua hook call (default 10s)\n"
+            "                 (these override a policy file's limits: {...})\n"
             "A bare NAME is searched in $FERRY_POLICY_PATH (':'-separated folders), then\n"
             "<prefix>/share/ferry/policies beside the ferry binary, then the source tree's\n"
             "policies/ folder.\n");
@@ -100,7 +105,34 @@ static void print_summary(const fy_plan_stats *s, const fy_machine *m, const cha
     if (s->log) fprintf(out, "%s", s->log);
 }
 
-enum { OPT_POLICY = 256, OPT_MACHINE, OPT_GPU, OPT_HOST, OPT_NVME };
+enum {
+    OPT_POLICY = 256,
+    OPT_MACHINE,
+    OPT_GPU,
+    OPT_HOST,
+    OPT_NVME,
+    OPT_LUA_INSTRUCTIONS,
+    OPT_LUA_MEMORY,
+    OPT_LUA_SECONDS
+};
+
+/* Parses --lua-instructions N and --lua-seconds TIME. */
+static int lua_limit(const char *option, const char *text, fy_policy_lua_limits *l)
+{
+    fy_error err = {0};
+    double v;
+    bool is_time = strcmp(option, "--lua-seconds") == 0;
+    int rc = is_time ? fy_time_parse(text, &v, &err) : fy_count_parse(text, &v, &err);
+    if (rc < 0) return fy_cli_fail("plan", "%s: %s", option, err.message);
+    if (is_time ? !(v > 0) : !(v >= 1 && v <= 1e15 && v == (double)(uint64_t)v))
+        return fy_cli_fail("plan", "%s: must be %s, not '%s'", option,
+                           is_time ? "more than 0" : "a whole number from 1 to 1e15", text);
+    if (is_time)
+        l->seconds = v;
+    else
+        l->instructions = (uint64_t)v;
+    return 0;
+}
 
 int fy_cmd_plan(int argc, char **argv)
 {
@@ -110,6 +142,9 @@ int fy_cmd_plan(int argc, char **argv)
         {"gpu", required_argument, 0, OPT_GPU},
         {"host", required_argument, 0, OPT_HOST},
         {"nvme", required_argument, 0, OPT_NVME},
+        {"lua-instructions", required_argument, 0, OPT_LUA_INSTRUCTIONS},
+        {"lua-memory", required_argument, 0, OPT_LUA_MEMORY},
+        {"lua-seconds", required_argument, 0, OPT_LUA_SECONDS},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
@@ -118,6 +153,7 @@ int fy_cmd_plan(int argc, char **argv)
     const char *policy_arg = "default", *machine_path = NULL, *output = NULL;
     uint64_t cap[FY_TIER_COUNT];
     bool cap_set[FY_TIER_COUNT] = {false, false, false}, quiet = false;
+    fy_policy_lua_limits limits = {0};
     int c, rc = 0;
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
@@ -139,6 +175,16 @@ int fy_cmd_plan(int argc, char **argv)
         case OPT_NVME:
             rc = fy_cli_size("plan", "--nvme", optarg, &cap[FY_TIER_NVME]);
             cap_set[FY_TIER_NVME] = true;
+            break;
+        case OPT_LUA_INSTRUCTIONS:
+        case OPT_LUA_SECONDS:
+            rc = lua_limit(c == OPT_LUA_SECONDS ? "--lua-seconds" : "--lua-instructions", optarg,
+                           &limits);
+            break;
+        case OPT_LUA_MEMORY:
+            rc = fy_cli_size("plan", "--lua-memory", optarg, &limits.memory);
+            if (rc == 0 && limits.memory == 0)
+                rc = fy_cli_fail("plan", "--lua-memory: must be more than 0");
             break;
         case 'o':
             output = optarg;
@@ -180,7 +226,7 @@ int fy_cmd_plan(int argc, char **argv)
     fy_plan_stats stats = {0};
     char *ref = NULL;
     rc = fy_policy_find(policy_arg, (const char *const *)dirs, ndirs, &policy_path, &err);
-    if (rc == 0) rc = fy_policy_load(policy_path, &policy, &err);
+    if (rc == 0) rc = fy_policy_open(policy_path, &limits, &policy, &err);
     if (rc == 0) rc = fy_graph_load(graph_path, &g, &err);
     if (rc == 0) rc = fy_plan_make(g, &machine, policy, &plan, &stats, &err);
     if (rc == 0 && !(ref = graph_reference(output, graph_path)))

@@ -219,6 +219,12 @@ static int ask_hook(planner *pl, fy_tier tier, uint64_t need, long limit)
         }
         rc = pl_leave(pl, t, tier);
     }
+    /* A hook that gave up every candidate is not to blame for a shortage: the tier is as
+     * stuck as without a hook, and the caller handles that as it would then. */
+    bool all_gone = true;
+    for (size_t j = 0; rc == 0 && j < n && all_gone; j++)
+        all_gone = pl->t[names[j]].copy[tier] < 0;
+    if (rc == 0 && !fits(pl, tier, need) && all_gone) rc = 1;
     if (rc == 0 && !fits(pl, tier, need)) {
         char a[32], b[32];
         uint64_t now_free = pl->budget[tier] - (pl->used[tier] + pl->reserved[tier]);
