@@ -61,6 +61,7 @@ typedef struct fy_device_info {
     const char *name;       /* "sim", "cuda" */
     bool device_waits;      /* submit() orders waits on the device side */
     bool host_arena_pinned; /* the host arena is page-locked (DMA-able) */
+    bool gpu_host_readable; /* the host may read gpu arena addresses directly (sim) */
     char description[256];  /* for the report: "host simulation (3 worker threads)", the GPU */
 } fy_device_info;
 

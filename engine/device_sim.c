@@ -176,6 +176,7 @@ static void sim_info(fy_device *dev, fy_device_info *out)
     out->name = "sim";
     out->device_waits = dev->cfg.sim_device_waits;
     out->host_arena_pinned = false;
+    out->gpu_host_readable = true;
     snprintf(out->description, sizeof out->description,
              "host simulation: gpu memory is host memory, %d worker threads%s",
              FY_DEVICE_STREAM_COUNT, dev->cfg.sim_device_waits ? ", device-side waits" : "");
