@@ -456,6 +456,35 @@ static void test_serve_weight_cache_names_a_short_or_missing_file(void **state)
     fy_weight_cache_destroy(c);
 }
 
+static void test_serve_sequence_graph_shares_weights_and_refuses_bad_sequences(void **state)
+{
+    (void)state;
+    fy_error err = {0};
+    fy_sequence_model sm[2] = {{"A", models.m[0].g}, {"B", models.m[1].g}};
+    size_t req[] = {0, 1, 0};
+    fy_graph *g;
+    assert_int_equal(fy_sequence_graph(sm, 2, req, 3, &g, &err), 0);
+    assert_true(fy_graph_find_tensor(g, "A/w0") >= 0);
+    assert_true(fy_graph_find_tensor(g, "A@0/x") >= 0);
+    assert_true(fy_graph_find_tensor(g, "A@2/y") >= 0);
+    assert_true(fy_graph_find_tensor(g, "A@2/w0") < 0); /* one copy of A's weights */
+    assert_true(fy_graph_find_op(g, "B@1/op0") >= 0);
+    assert_int_equal(fy_graph_op_count(g),
+                     2 * fy_graph_op_count(models.m[0].g) + fy_graph_op_count(models.m[1].g));
+    fy_graph_destroy(g);
+    assert_int_equal(fy_sequence_graph(sm, 2, req, 0, &g, &err), FY_EINVAL);
+    assert_non_null(strstr(err.message, "empty"));
+    size_t far[] = {0, 2};
+    assert_int_equal(fy_sequence_graph(sm, 2, far, 2, &g, &err), FY_EINVAL);
+    assert_non_null(strstr(err.message, "request 1 names model 2"));
+    fy_sequence_model bad[2] = {{"A@x", models.m[0].g}, {"B", models.m[1].g}};
+    assert_int_equal(fy_sequence_graph(bad, 2, req, 3, &g, &err), FY_EINVAL);
+    assert_non_null(strstr(err.message, "'A@x'"));
+    fy_sequence_model twice[2] = {{"A", models.m[0].g}, {"A", models.m[1].g}};
+    assert_int_equal(fy_sequence_graph(twice, 2, req, 3, &g, &err), FY_EINVAL);
+    assert_non_null(strstr(err.message, "two sequence models are named 'A'"));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -470,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_serve_refuses_bad_models_and_budgets),
         cmocka_unit_test(test_serve_plan_failing_the_checker_is_refused),
         cmocka_unit_test(test_serve_weight_cache_names_a_short_or_missing_file),
+        cmocka_unit_test(test_serve_sequence_graph_shares_weights_and_refuses_bad_sequences),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
