@@ -18,8 +18,14 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ferry plan GRAPH [--policy P] [--machine M.yaml] [--gpu SIZE] [--host SIZE]\n"
             "                  [--nvme SIZE] [--lua-instructions N] [--lua-memory SIZE]\n"
-            "                  [--lua-seconds TIME] -o PLAN\n\n"
+            "                  [--lua-seconds TIME] -o PLAN\n"
+            "       ferry plan --sequence A.yaml,B.yaml,A.yaml [options] -o PLAN\n"
+            "       ferry plan --trace TRACE [options] -o PLAN\n\n"
             "Turns a graph into a plan (ferry: plan/1) that ferry check accepts.\n\n"
+            "A request sequence (one model graph per request) is planned as one timeline on one\n"
+            "budget: its graph (shared weights MODEL/NAME, per-request MODEL@K/NAME) is written\n"
+            "beside the plan as PLAN-stem.graph.yaml. A TRACE file names one graph per line\n"
+            "(relative to the trace's folder; '#' starts a comment). docs/serving.md.\n\n"
             "options:\n"
             "  --policy P     a policy file (.yaml or .lua) or the NAME of a shipped one:\n"
             "                 default, stream, train-offload, plaid, ... (default: default)\n"
@@ -113,7 +119,9 @@ enum {
     OPT_NVME,
     OPT_LUA_INSTRUCTIONS,
     OPT_LUA_MEMORY,
-    OPT_LUA_SECONDS
+    OPT_LUA_SECONDS,
+    OPT_SEQUENCE,
+    OPT_TRACE
 };
 
 /* Parses --lua-instructions N and --lua-seconds TIME. */
@@ -134,6 +142,16 @@ static int lua_limit(const char *option, const char *text, fy_policy_lua_limits 
     return 0;
 }
 
+/* PLAN.yaml -> PLAN.graph.yaml (malloc'ed). */
+static char *sequence_graph_path(const char *plan)
+{
+    size_t n = strlen(plan);
+    if (n > 5 && !strcmp(plan + n - 5, ".yaml")) n -= 5;
+    char *p = malloc(n + 16);
+    if (p) snprintf(p, n + 16, "%.*s.graph.yaml", (int)n, plan);
+    return p;
+}
+
 int fy_cmd_plan(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -145,12 +163,15 @@ int fy_cmd_plan(int argc, char **argv)
         {"lua-instructions", required_argument, 0, OPT_LUA_INSTRUCTIONS},
         {"lua-memory", required_argument, 0, OPT_LUA_MEMORY},
         {"lua-seconds", required_argument, 0, OPT_LUA_SECONDS},
+        {"sequence", required_argument, 0, OPT_SEQUENCE},
+        {"trace", required_argument, 0, OPT_TRACE},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *policy_arg = "default", *machine_path = NULL, *output = NULL;
+    const char *sequence = NULL, *trace = NULL;
     uint64_t cap[FY_TIER_COUNT];
     bool cap_set[FY_TIER_COUNT] = {false, false, false}, quiet = false;
     fy_policy_lua_limits limits = {0};
@@ -186,6 +207,12 @@ int fy_cmd_plan(int argc, char **argv)
             if (rc == 0 && limits.memory == 0)
                 rc = fy_cli_fail("plan", "--lua-memory: must be more than 0");
             break;
+        case OPT_SEQUENCE:
+            sequence = optarg;
+            break;
+        case OPT_TRACE:
+            trace = optarg;
+            break;
         case 'o':
             output = optarg;
             break;
@@ -201,13 +228,20 @@ int fy_cmd_plan(int argc, char **argv)
         }
     }
     if (rc) return rc;
-    if (optind + 1 != argc) {
+    bool seq = sequence || trace;
+    if (sequence && trace) return fy_cli_fail("plan", "give --sequence or --trace, not both");
+    if (seq && optind < argc)
+        return fy_cli_fail("plan", "a sequence takes no GRAPH argument ('%s')", argv[optind]);
+    if (seq && output && !strcmp(output, "-"))
+        return fy_cli_fail("plan",
+                           "a sequence plan needs -o FILE (its graph is written beside it)");
+    if (!seq && optind + 1 != argc) {
         usage(stderr);
         return optind >= argc ? fy_cli_fail("plan", "needs a GRAPH file")
                               : fy_cli_fail("plan", "unexpected argument '%s'", argv[optind + 1]);
     }
     if (!output) return fy_cli_fail("plan", "needs -o PLAN (use '-o -' for standard output)");
-    const char *graph_path = argv[optind];
+    const char *graph_path = seq ? NULL : argv[optind];
 
     fy_error err = {0};
     fy_machine machine;
@@ -224,10 +258,18 @@ int fy_cmd_plan(int argc, char **argv)
     fy_policy *policy = NULL;
     fy_plan *plan = NULL;
     fy_plan_stats stats = {0};
-    char *ref = NULL;
+    char *ref = NULL, *seq_graph = NULL, *seq_text = NULL;
     rc = fy_policy_find(policy_arg, (const char *const *)dirs, ndirs, &policy_path, &err);
     if (rc == 0) rc = fy_policy_open(policy_path, &limits, &policy, &err);
-    if (rc == 0) rc = fy_graph_load(graph_path, &g, &err);
+    if (rc == 0 && seq) {
+        rc = fy_cli_sequence_graph(sequence, trace, &g, &seq_text, &err);
+        if (rc == 0 && !(seq_graph = sequence_graph_path(output)))
+            rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
+        if (rc == 0) rc = fy_graph_save(g, seq_graph, &err);
+        graph_path = seq_graph;
+    } else if (rc == 0) {
+        rc = fy_graph_load(graph_path, &g, &err);
+    }
     if (rc == 0) rc = fy_plan_make(g, &machine, policy, &plan, &stats, &err);
     if (rc == 0 && !(ref = graph_reference(output, graph_path)))
         rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
@@ -235,9 +277,16 @@ int fy_cmd_plan(int argc, char **argv)
     int exit_code = FY_EXIT_OK;
     if (rc < 0)
         exit_code = fy_cli_report(&err);
-    else if (!quiet)
-        print_summary(&stats, &machine, fy_policy_name(policy), output,
-                      strcmp(output, "-") ? stdout : stderr);
+    else if (!quiet) {
+        FILE *out = strcmp(output, "-") ? stdout : stderr;
+        print_summary(&stats, &machine, fy_policy_name(policy), output, out);
+        if (seq) {
+            fprintf(out, "  sequence graph -> %s\n%s", seq_graph, seq_text ? seq_text : "");
+            fy_cli_print_sequence(plan, out);
+        }
+    }
+    free(seq_graph);
+    free(seq_text);
     fy_plan_stats_free(&stats);
     free(ref);
     fy_plan_destroy(plan);

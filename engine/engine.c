@@ -4,6 +4,7 @@
  * returns with nothing of the run left — no request or job in flight, no arena, no spill
  * file — whatever way it ends. */
 #include "engine/device.h"
+#include "engine/engine_int.h"
 #include "engine/exec.h"
 #include "engine/io.h"
 #include "engine/loop.h"
@@ -197,7 +198,7 @@ typedef struct run_ctx {
     fy_engine *e;
     const fy_plan *plan;
     const fy_engine_run_args *args;
-    fy_exec *x;
+    const fy_exec *x;
     fy_io *io;
     fy_io_file **files;
     fy_io_file *spill;
@@ -205,6 +206,7 @@ typedef struct run_ctx {
     int timer_fd;
     fy_op *spin_ops;   /* emulation: the graph's ops with kind "spin" */
     uint32_t *src_crc; /* verify_weights: per tensor, its source bytes' crc32c */
+    uint8_t *verify;   /* verify_weights: per event, whether it is checked against its source */
     size_t emulated;
     fy_loop loop;
 } run_ctx;
@@ -431,23 +433,21 @@ static void run_cleanup(run_ctx *c)
     free(c->files);
     free(c->spin_ops);
     free(c->src_crc);
+    free(c->verify);
     free(c->loop.caller);
     fy_loop_free(&c->loop);
-    fy_exec_destroy(c->x);
 }
 
-int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *args,
-                  fy_engine_report *report, fy_error *err)
+int fy_engine_run_exec(fy_engine *e, const fy_exec *x, const fy_engine_run_args *args,
+                       fy_engine_report *report, fy_error *err)
 {
     static const fy_engine_run_args none = {0};
     if (report) memset(report, 0, sizeof *report);
     if (e->running) return fy_error_set(err, FY_EBUSY, "the engine is already running a plan");
     if (!args) args = &none;
-    int rc = check(plan, err);
-    if (rc < 0) return rc;
-    run_ctx c = {.e = e, .plan = plan, .args = args, .timer_fd = -1};
-    rc = fy_exec_build(plan, &c.x, err);
-    if (rc < 0) return rc;
+    const fy_plan *plan = x->plan;
+    int rc = 0;
+    run_ctx c = {.e = e, .plan = plan, .args = args, .timer_fd = -1, .x = x};
     size_t nt = fy_graph_tensor_count(c.x->graph);
     c.loop.caller = calloc(nt ? nt : 1, sizeof *c.loop.caller);
     if (!c.loop.caller) rc = fy_error_set(err, FY_ENOMEM, "out of memory");
@@ -467,7 +467,7 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
     if (rc >= 0) rc = open_files(&c, err);
     if (rc >= 0 && args->verify_weights) {
         long marked = fy_verify_prepare(c.x, e->dinfo.gpu_host_readable && !e->dinfo.device_waits,
-                                        &c.src_crc, err);
+                                        &c.verify, &c.src_crc, err);
         rc = marked < 0 ? (int)marked : 0;
     }
     if (rc >= 0) rc = start_timer(&c, err);
@@ -495,6 +495,7 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
         l->host_flops = m->host_compute;
         l->spin_ops = c.spin_ops;
         l->src_crc = c.src_crc;
+        l->verify = c.verify;
         l->on_event = args->on_event ? loop_on_event : NULL;
         l->on_progress = args->on_progress ? loop_on_progress : NULL;
         l->user = &c;
@@ -523,4 +524,34 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
     run_cleanup(&c);
     if (rc < 0 && report) fy_engine_report_free(report);
     return rc < 0 ? rc : 0;
+}
+
+int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *args,
+                  fy_engine_report *report, fy_error *err)
+{
+    if (report) memset(report, 0, sizeof *report);
+    if (e->running) return fy_error_set(err, FY_EBUSY, "the engine is already running a plan");
+    int rc = check(plan, err);
+    if (rc < 0) return rc;
+    fy_exec *x;
+    rc = fy_exec_build(plan, &x, err);
+    if (rc < 0) return rc;
+    rc = fy_engine_run_exec(e, x, args, report, err);
+    fy_exec_destroy(x);
+    return rc;
+}
+
+int fy_engine_check_lower(const fy_plan *plan, fy_exec **out, fy_error *err)
+{
+    int rc = check(plan, err);
+    return rc < 0 ? rc : fy_exec_build(plan, out, err);
+}
+
+int fy_engine_reserve(fy_engine *e, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err)
+{
+    if (e->running) return fy_error_set(err, FY_EBUSY, "cannot reserve arenas during a run");
+    if (!e->devb->reserve)
+        return fy_error_set(err, FY_EUNSUPPORTED, "the %s device cannot keep arenas between runs",
+                            e->dinfo.name);
+    return e->devb->reserve(e->dev, gpu_bytes, host_bytes, err);
 }

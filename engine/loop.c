@@ -222,10 +222,20 @@ static void finish(run *r, size_t i)
 
 static void start_main(run *r, size_t i);
 
+/* The stage after event i's main work: the lowered plan's own (checksums of offloads and
+ * spills), or this run's check of a weight against its source file. */
+static int post_action(const run *r, size_t i)
+{
+    int own = r->x->ev[i].crc_post;
+    if (own == FY_CRC_NONE && r->l->verify && r->l->verify[i])
+        return FY_CRC_SOURCE;
+    return own;
+}
+
 static void crc_done(run *r, size_t i, bool pre, uint32_t crc)
 {
     const fy_xev *xe = &r->x->ev[i];
-    int action = pre ? xe->crc_pre : xe->crc_post;
+    int action = pre ? xe->crc_pre : post_action(r, i);
     if (action == FY_CRC_SOURCE) {
         uint32_t want = r->l->src_crc[xe->tensor];
         if (crc != want) {
@@ -413,8 +423,9 @@ static void main_done(run *r, size_t i, int status, const char *detail, uint64_t
     }
     if (r->failed) return;
     if (t0 && !xe->crc_pre) r->l->start_ns[i] = t0;
-    if (t1 && !xe->crc_post) r->l->end_ns[i] = t1;
-    if (xe->crc_post)
+    int post = post_action(r, i);
+    if (t1 && !post) r->l->end_ns[i] = t1;
+    if (post)
         start_crc(r, i, false);
     else
         finish(r, i);

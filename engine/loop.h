@@ -37,6 +37,8 @@ typedef struct fy_loop {
     /* Per tensor: the crc32c of its bytes in its source file, which FY_CRC_SOURCE stages
      * compare with; NULL when no event has one. */
     const uint32_t *src_crc;
+    /* Per event: 1 when it gets a FY_CRC_SOURCE stage after it (verify_weights); NULL: none. */
+    const uint8_t *verify;
     void (*on_event)(void *user, size_t index, int status);
     void (*on_progress)(void *user, size_t done, size_t total, uint64_t bytes, double elapsed);
     void *user;

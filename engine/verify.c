@@ -44,36 +44,41 @@ static int hash_range(int fd, const char *path, const char *tensor, uint64_t off
     return 0;
 }
 
-/* Marks the events; fills file_of[t] (the source file index of each tensor to hash, or -1). */
-static long mark(fy_exec *x, bool gpu_copies, int64_t *file_of)
+/* Marks the events in marks[]; fills file_of[t] (the source file index of each tensor to
+ * hash, or -1). */
+static long mark(const fy_exec *x, bool gpu_copies, uint8_t *marks, int64_t *file_of)
 {
     long marked = 0;
     for (size_t i = 0; i < x->count; i++) {
-        fy_xev *xe = &x->ev[i];
+        const fy_xev *xe = &x->ev[i];
         if (!xe->pristine || xe->crc_post != FY_CRC_NONE || xe->tensor < 0) continue;
         bool host = xe->queue == FY_Q_IO && xe->dst.kind == FY_LOC_ARENA;
         bool gpu = xe->queue == FY_Q_H2D && gpu_copies;
         if (!host && !gpu) continue;
-        xe->crc_post = FY_CRC_SOURCE;
+        marks[i] = 1;
         marked++;
         if (xe->src.kind == FY_LOC_SOURCE) file_of[xe->tensor] = xe->src.file;
     }
     return marked;
 }
 
-long fy_verify_prepare(fy_exec *x, bool gpu_copies, uint32_t **crc, fy_error *err)
+long fy_verify_prepare(const fy_exec *x, bool gpu_copies, uint8_t **marks, uint32_t **crc,
+                       fy_error *err)
 {
     size_t nt = fy_graph_tensor_count(x->graph);
     int64_t *file_of = malloc((nt ? nt : 1) * sizeof *file_of);
     int *fds = malloc((x->file_count ? x->file_count : 1) * sizeof *fds);
     char *buf = malloc(READ_CHUNK);
     *crc = calloc(nt ? nt : 1, sizeof **crc);
-    if (!file_of || !fds || !buf || !*crc) {
+    *marks = calloc(x->count ? x->count : 1, 1);
+    if (!file_of || !fds || !buf || !*crc || !*marks) {
         free(file_of);
         free(fds);
         free(buf);
         free(*crc);
+        free(*marks);
         *crc = NULL;
+        *marks = NULL;
         return fy_error_set(err, FY_ENOMEM, "out of memory");
     }
     for (size_t t = 0; t < nt; t++)
@@ -82,7 +87,7 @@ long fy_verify_prepare(fy_exec *x, bool gpu_copies, uint32_t **crc, fy_error *er
         fds[f] = -1;
     /* A pristine copy always descends from a read of its source file, so every marked
      * tensor has a file. */
-    long marked = mark(x, gpu_copies, file_of);
+    long marked = mark(x, gpu_copies, *marks, file_of);
     int rc = 0;
     for (size_t t = 0; t < nt && rc == 0; t++) {
         if (file_of[t] < 0) continue;
@@ -104,7 +109,9 @@ long fy_verify_prepare(fy_exec *x, bool gpu_copies, uint32_t **crc, fy_error *er
     free(buf);
     if (rc < 0) {
         free(*crc);
+        free(*marks);
         *crc = NULL;
+        *marks = NULL;
         return rc;
     }
     return marked;
