@@ -41,10 +41,10 @@ static int bench(const char *label, const fy_graph *g, uint64_t gpu, const char 
         best = t < best ? t : best;
         fy_plan_destroy(p);
     }
-    char a[32], b[32];
+    char a[32], b[32], c[32];
     printf("%-34s gpu %-8s %8.3f s %9zu events  moved %-9s gpu peak %-9s ratio %.4f  "
            "passes %u\n",
-           label, fy_size_format_human(gpu, a, sizeof a), best, st.events,
+           label, fy_size_format_human(gpu, c, sizeof c), best, st.events,
            fy_size_format_human(st.bytes_total, b, sizeof b),
            fy_size_format_human(st.tier[FY_TIER_GPU].peak, a, sizeof a), st.tier[FY_TIER_GPU].ratio,
            st.passes);

@@ -17,8 +17,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ferry plan GRAPH [--policy P] [--machine M.yaml] [--gpu SIZE] [--host SIZE]\n"
-            "                  [--nvme SIZE] -o PLAN\n\n"
+            "                  [--nvme SIZE] [--lua-instructions N] [--lua-memory SIZE]\n"
+            "                  [--lua-seconds TIME] -o PLAN\n"
+            "       ferry plan --sequence A.yaml,B.yaml,A.yaml [options] -o PLAN\n"
+            "       ferry plan --trace TRACE [options] -o PLAN\n\n"
             "Turns a graph into a plan (ferry: plan/1) that ferry check accepts.\n\n"
+            "A request sequence (one model graph per request) is planned as one timeline on one\n"
+            "budget: its graph (shared weights MODEL/NAME, per-request MODEL@K/NAME) is written\n"
+            "beside the plan as PLAN-stem.graph.yaml. A TRACE file names one graph per line\n"
+            "(relative to the trace's folder; '#' starts a comment). docs/serving.md.\n\n"
             "options:\n"
             "  --policy P     a policy file (.yaml or .lua) or the NAME of a shipped one:\n"
             "                 default, stream, train-offload, plaid, ... (default: default)\n"
@@ -26,6 +33,10 @@ static void usage(FILE *out)
             "  --gpu SIZE     override the gpu capacity (e.g. 8GiB); likewise --host, --nvme\n"
             "  -o, --output F where to write the plan ('-': standard output)\n"
             "  -q, --quiet    print nothing but errors\n"
+            "  --lua-instructions N  instruction budget per Lua hook call (default 10M)\n"
+            "  --lua-memory SIZE     memory budget of the Lua policy (default 64MiB)\n"
+            "  --lua-seconds TIME    time limit per Lua hook call (default 10s)\n"
+            "                 (these override a policy file's limits: {...})\n"
             "A bare NAME is searched in $FERRY_POLICY_PATH (':'-separated folders), then\n"
             "<prefix>/share/ferry/policies beside the ferry binary, then the source tree's\n"
             "policies/ folder.\n");
@@ -100,7 +111,46 @@ static void print_summary(const fy_plan_stats *s, const fy_machine *m, const cha
     if (s->log) fprintf(out, "%s", s->log);
 }
 
-enum { OPT_POLICY = 256, OPT_MACHINE, OPT_GPU, OPT_HOST, OPT_NVME };
+enum {
+    OPT_POLICY = 256,
+    OPT_MACHINE,
+    OPT_GPU,
+    OPT_HOST,
+    OPT_NVME,
+    OPT_LUA_INSTRUCTIONS,
+    OPT_LUA_MEMORY,
+    OPT_LUA_SECONDS,
+    OPT_SEQUENCE,
+    OPT_TRACE
+};
+
+/* Parses --lua-instructions N and --lua-seconds TIME. */
+static int lua_limit(const char *option, const char *text, fy_policy_lua_limits *l)
+{
+    fy_error err = {0};
+    double v;
+    bool is_time = strcmp(option, "--lua-seconds") == 0;
+    int rc = is_time ? fy_time_parse(text, &v, &err) : fy_count_parse(text, &v, &err);
+    if (rc < 0) return fy_cli_fail("plan", "%s: %s", option, err.message);
+    if (is_time ? !(v > 0) : !(v >= 1 && v <= 1e15 && v == (double)(uint64_t)v))
+        return fy_cli_fail("plan", "%s: must be %s, not '%s'", option,
+                           is_time ? "more than 0" : "a whole number from 1 to 1e15", text);
+    if (is_time)
+        l->seconds = v;
+    else
+        l->instructions = (uint64_t)v;
+    return 0;
+}
+
+/* PLAN.yaml -> PLAN.graph.yaml (malloc'ed). */
+static char *sequence_graph_path(const char *plan)
+{
+    size_t n = strlen(plan);
+    if (n > 5 && !strcmp(plan + n - 5, ".yaml")) n -= 5;
+    char *p = malloc(n + 16);
+    if (p) snprintf(p, n + 16, "%.*s.graph.yaml", (int)n, plan);
+    return p;
+}
 
 int fy_cmd_plan(int argc, char **argv)
 {
@@ -110,14 +160,21 @@ int fy_cmd_plan(int argc, char **argv)
         {"gpu", required_argument, 0, OPT_GPU},
         {"host", required_argument, 0, OPT_HOST},
         {"nvme", required_argument, 0, OPT_NVME},
+        {"lua-instructions", required_argument, 0, OPT_LUA_INSTRUCTIONS},
+        {"lua-memory", required_argument, 0, OPT_LUA_MEMORY},
+        {"lua-seconds", required_argument, 0, OPT_LUA_SECONDS},
+        {"sequence", required_argument, 0, OPT_SEQUENCE},
+        {"trace", required_argument, 0, OPT_TRACE},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *policy_arg = "default", *machine_path = NULL, *output = NULL;
+    const char *sequence = NULL, *trace = NULL;
     uint64_t cap[FY_TIER_COUNT];
     bool cap_set[FY_TIER_COUNT] = {false, false, false}, quiet = false;
+    fy_policy_lua_limits limits = {0};
     int c, rc = 0;
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
@@ -140,6 +197,22 @@ int fy_cmd_plan(int argc, char **argv)
             rc = fy_cli_size("plan", "--nvme", optarg, &cap[FY_TIER_NVME]);
             cap_set[FY_TIER_NVME] = true;
             break;
+        case OPT_LUA_INSTRUCTIONS:
+        case OPT_LUA_SECONDS:
+            rc = lua_limit(c == OPT_LUA_SECONDS ? "--lua-seconds" : "--lua-instructions", optarg,
+                           &limits);
+            break;
+        case OPT_LUA_MEMORY:
+            rc = fy_cli_size("plan", "--lua-memory", optarg, &limits.memory);
+            if (rc == 0 && limits.memory == 0)
+                rc = fy_cli_fail("plan", "--lua-memory: must be more than 0");
+            break;
+        case OPT_SEQUENCE:
+            sequence = optarg;
+            break;
+        case OPT_TRACE:
+            trace = optarg;
+            break;
         case 'o':
             output = optarg;
             break;
@@ -155,13 +228,20 @@ int fy_cmd_plan(int argc, char **argv)
         }
     }
     if (rc) return rc;
-    if (optind + 1 != argc) {
+    bool seq = sequence || trace;
+    if (sequence && trace) return fy_cli_fail("plan", "give --sequence or --trace, not both");
+    if (seq && optind < argc)
+        return fy_cli_fail("plan", "a sequence takes no GRAPH argument ('%s')", argv[optind]);
+    if (seq && output && !strcmp(output, "-"))
+        return fy_cli_fail("plan",
+                           "a sequence plan needs -o FILE (its graph is written beside it)");
+    if (!seq && optind + 1 != argc) {
         usage(stderr);
         return optind >= argc ? fy_cli_fail("plan", "needs a GRAPH file")
                               : fy_cli_fail("plan", "unexpected argument '%s'", argv[optind + 1]);
     }
     if (!output) return fy_cli_fail("plan", "needs -o PLAN (use '-o -' for standard output)");
-    const char *graph_path = argv[optind];
+    const char *graph_path = seq ? NULL : argv[optind];
 
     fy_error err = {0};
     fy_machine machine;
@@ -178,10 +258,18 @@ int fy_cmd_plan(int argc, char **argv)
     fy_policy *policy = NULL;
     fy_plan *plan = NULL;
     fy_plan_stats stats = {0};
-    char *ref = NULL;
+    char *ref = NULL, *seq_graph = NULL, *seq_text = NULL;
     rc = fy_policy_find(policy_arg, (const char *const *)dirs, ndirs, &policy_path, &err);
-    if (rc == 0) rc = fy_policy_load(policy_path, &policy, &err);
-    if (rc == 0) rc = fy_graph_load(graph_path, &g, &err);
+    if (rc == 0) rc = fy_policy_open(policy_path, &limits, &policy, &err);
+    if (rc == 0 && seq) {
+        rc = fy_cli_sequence_graph(sequence, trace, &g, &seq_text, &err);
+        if (rc == 0 && !(seq_graph = sequence_graph_path(output)))
+            rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
+        if (rc == 0) rc = fy_graph_save(g, seq_graph, &err);
+        graph_path = seq_graph;
+    } else if (rc == 0) {
+        rc = fy_graph_load(graph_path, &g, &err);
+    }
     if (rc == 0) rc = fy_plan_make(g, &machine, policy, &plan, &stats, &err);
     if (rc == 0 && !(ref = graph_reference(output, graph_path)))
         rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
@@ -189,9 +277,16 @@ int fy_cmd_plan(int argc, char **argv)
     int exit_code = FY_EXIT_OK;
     if (rc < 0)
         exit_code = fy_cli_report(&err);
-    else if (!quiet)
-        print_summary(&stats, &machine, fy_policy_name(policy), output,
-                      strcmp(output, "-") ? stdout : stderr);
+    else if (!quiet) {
+        FILE *out = strcmp(output, "-") ? stdout : stderr;
+        print_summary(&stats, &machine, fy_policy_name(policy), output, out);
+        if (seq) {
+            fprintf(out, "  sequence graph -> %s\n%s", seq_graph, seq_text ? seq_text : "");
+            fy_cli_print_sequence(plan, out);
+        }
+    }
+    free(seq_graph);
+    free(seq_text);
     fy_plan_stats_free(&stats);
     free(ref);
     fy_plan_destroy(plan);

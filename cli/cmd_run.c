@@ -22,6 +22,17 @@ static void usage(FILE *out)
             "time, bytes and busy time per queue, compute stalls and arena peaks.\n\n"
             "options:\n"
             "  --device D      sim, cuda or auto (default auto: cuda when there is one)\n"
+            "  --emulate       run every compute as the `spin` kernel for the op's predicted\n"
+            "                  time (its time, else flops / the machine's compute rate)\n"
+            "                  instead of its kind's kernel: any graph runs (an imported\n"
+            "                  checkpoint, a generated transformer), and the run measures how\n"
+            "                  fast the plan streams its real bytes here. Without it, an op\n"
+            "                  whose kind has no kernel stops the run before it starts\n"
+            "  --verify-weights  check every weight against its source file as it lands\n"
+            "                  (host arena after each read; gpu copies too on sim): the file\n"
+            "                  bytes are hashed (crc32c) before the run, and a mismatch is an\n"
+            "                  error naming the tensor and the file (slower: measure\n"
+            "                  without it)\n"
             "  --io B          auto, io_uring or threads (default auto)\n"
             "  --trace F       write the measured timeline as Chrome trace JSON\n"
             "  --inputs DIR    read each input (host-home tensor) from DIR/<tensor>.bin; a\n"
@@ -32,7 +43,9 @@ static void usage(FILE *out)
             "  --chunk SIZE    io chunk size (default 1MiB); --depth N: chunks in flight (32)\n"
             "  --threads N     CPU threads per kernel (default: all)\n"
             "  --buffered      never use O_DIRECT\n"
-            "  --quiet         no progress line and no report\n");
+            "  --quiet         no progress line and no report\n\n"
+            "The report ends with the bytes read from weights' source files (a checkpoint\n"
+            "streamed by the plan) and, with --verify-weights, how many copies were verified.\n");
 }
 
 /* ---- inputs and outputs ------------------------------------------------------------ */
@@ -189,7 +202,8 @@ typedef struct prediction {
     double stall_s;
 } prediction;
 
-static void print_report(const char *plan_path, const fy_engine_report *r, const prediction *pr)
+static void print_report(const char *plan_path, const fy_engine_report *r, const prediction *pr,
+                         bool verify)
 {
     char a[32], b[32], c[32];
     printf("ran %s on %s; io: %s\n", plan_path, r->device, r->io);
@@ -226,6 +240,15 @@ static void print_report(const char *plan_path, const fy_engine_report *r, const
         sep = ", ";
     }
     printf("\n");
+    if (r->emulated_count)
+        printf("  emulated: %zu computes ran `spin` for their predicted time\n", r->emulated_count);
+    if (r->source_reads)
+        printf("  read from source files: %llu bytes in %zu loads (%s)\n",
+               (unsigned long long)r->source_bytes, r->source_reads,
+               fy_size_format_human(r->source_bytes, a, sizeof a));
+    if (verify)
+        printf("  verified against source files: %zu copies, %llu bytes, all intact\n",
+               r->verified_count, (unsigned long long)r->verified_bytes);
 }
 
 /* ---- the command ------------------------------------------------------------------- */
@@ -262,7 +285,9 @@ enum {
     OPT_DEPTH,
     OPT_THREADS,
     OPT_BUFFERED,
-    OPT_QUIET
+    OPT_QUIET,
+    OPT_EMULATE,
+    OPT_VERIFY
 };
 
 int fy_cmd_run(int argc, char **argv)
@@ -279,12 +304,14 @@ int fy_cmd_run(int argc, char **argv)
         {"threads", required_argument, 0, OPT_THREADS},
         {"buffered", no_argument, 0, OPT_BUFFERED},
         {"quiet", no_argument, 0, OPT_QUIET},
+        {"emulate", no_argument, 0, OPT_EMULATE},
+        {"verify-weights", no_argument, 0, OPT_VERIFY},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     fy_engine_config cfg = {0};
     const char *trace = NULL, *inputs = NULL, *outputs = NULL;
-    bool quiet = false;
+    bool quiet = false, verify = false;
     uint64_t v;
     int c, rc = 0;
     optind = 1;
@@ -329,6 +356,12 @@ int fy_cmd_run(int argc, char **argv)
         case OPT_QUIET:
             quiet = true;
             break;
+        case OPT_EMULATE:
+            cfg.emulate = true;
+            break;
+        case OPT_VERIFY:
+            verify = true;
+            break;
         case 'h':
             usage(stdout);
             return FY_EXIT_OK;
@@ -369,14 +402,15 @@ int fy_cmd_run(int argc, char **argv)
                                .output_count = bufs.nout,
                                .user = &ps,
                                .on_progress = live ? on_progress : NULL,
-                               .progress_interval_s = 0.1};
+                               .progress_interval_s = 0.1,
+                               .verify_weights = verify};
     int run_rc = fy_engine_run(eng, plan, &args, &rep, &err);
     if (ps.drawn) fprintf(stderr, "\r\033[K");
     if (run_rc < 0) {
         rc = fy_cli_report(&err);
         goto done;
     }
-    if (!quiet) print_report(plan_path, &rep, NULL);
+    if (!quiet) print_report(plan_path, &rep, NULL, verify);
     if (trace && fy_engine_report_trace(&rep, plan, trace, &err) < 0) {
         rc = fy_cli_report(&err);
         goto done;

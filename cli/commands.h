@@ -31,4 +31,11 @@ int fy_cli_size(const char *cmd, const char *option, const char *text, uint64_t 
 /* Parses a whole non-negative number option (decimal) or fails naming the option. */
 int fy_cli_uint(const char *cmd, const char *option, const char *text, uint64_t *out);
 
+/* --sequence LIST / --trace FILE of `ferry plan` (cli/plan_sequence.c): the graph of the
+ * whole request sequence, and a line naming its models (malloc'ed). */
+int fy_cli_sequence_graph(const char *list, const char *trace, fy_graph **out, char **describe,
+                          fy_error *err);
+/* Per request of a sequence plan: weight loads to the gpu and their bytes. */
+void fy_cli_print_sequence(const fy_plan *plan, FILE *out);
+
 #endif

@@ -61,6 +61,7 @@ typedef struct fy_device_info {
     const char *name;       /* "sim", "cuda" */
     bool device_waits;      /* submit() orders waits on the device side */
     bool host_arena_pinned; /* the host arena is page-locked (DMA-able) */
+    bool gpu_host_readable; /* the host may read gpu arena addresses directly (sim) */
     char description[256];  /* for the report: "host simulation (3 worker threads)", the GPU */
 } fy_device_info;
 
@@ -125,6 +126,11 @@ typedef struct fy_device_backend {
     /* Optional: items not yet started may complete without running (status FY_ESTATE,
      * "cancelled"); used after an error so that a failed run ends soon. */
     void (*cancel)(fy_device *dev);
+    /* Optional: keeps arenas of these sizes allocated between runs (a serving workspace's
+     * fixed budget); a later run_begin whose arena fits uses them instead of allocating,
+     * and run_end leaves them. 0 and 0 give them back (close does too). FY_ESTATE during a
+     * run; on failure the previous reservation stays. */
+    int (*reserve)(fy_device *dev, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err);
 } fy_device_backend;
 
 extern const fy_device_backend fy_device_backend_sim;

@@ -31,6 +31,9 @@ struct fy_device {
     fy_worker *stream[FY_DEVICE_STREAM_COUNT];
     void *gpu, *host;
     uint64_t gpu_bytes, host_bytes;
+    /* Arenas kept between runs (sim_reserve); a run whose arena fits uses them. */
+    void *kept_gpu, *kept_host;
+    uint64_t kept_gpu_bytes, kept_host_bytes;
     bool begun;
     /* Tag completion, for sim_device_waits. */
     pthread_mutex_t tag_lock;
@@ -143,8 +146,8 @@ static void sim_run_end(fy_device *dev)
         sim_job_free((sim_job *)j);
         j = next;
     }
-    arena_free(dev->gpu, dev->gpu_bytes);
-    arena_free(dev->host, dev->host_bytes);
+    if (dev->gpu != dev->kept_gpu) arena_free(dev->gpu, dev->gpu_bytes);
+    if (dev->host != dev->kept_host) arena_free(dev->host, dev->host_bytes);
     free(dev->tag_done);
     dev->gpu = dev->host = NULL;
     dev->tag_done = NULL;
@@ -152,10 +155,34 @@ static void sim_run_end(fy_device *dev)
     dev->begun = false;
 }
 
+static int sim_reserve(fy_device *dev, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err)
+{
+    if (dev->begun)
+        return fy_error_set(err, FY_ESTATE, "sim device: cannot reserve arenas during a run");
+    char size[32];
+    void *gpu = arena_alloc(gpu_bytes), *host = arena_alloc(host_bytes);
+    if ((gpu_bytes && !gpu) || (host_bytes && !host)) {
+        arena_free(gpu, gpu_bytes);
+        arena_free(host, host_bytes);
+        bool g = gpu_bytes && !gpu;
+        return fy_error_set(err, FY_ENOMEM, "sim device: cannot reserve the %s arena of %s",
+                            g ? "gpu" : "host",
+                            fy_size_format_human(g ? gpu_bytes : host_bytes, size, sizeof size));
+    }
+    arena_free(dev->kept_gpu, dev->kept_gpu_bytes);
+    arena_free(dev->kept_host, dev->kept_host_bytes);
+    dev->kept_gpu = gpu;
+    dev->kept_host = host;
+    dev->kept_gpu_bytes = gpu_bytes;
+    dev->kept_host_bytes = host_bytes;
+    return 0;
+}
+
 static void sim_close(fy_device *dev)
 {
     if (!dev) return;
     sim_run_end(dev);
+    sim_reserve(dev, 0, 0, NULL);
     for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
         fy_worker_destroy(dev->stream[s]);
     for (fy_job *j = fy_done_list_take(&dev->done); j;) {
@@ -176,6 +203,7 @@ static void sim_info(fy_device *dev, fy_device_info *out)
     out->name = "sim";
     out->device_waits = dev->cfg.sim_device_waits;
     out->host_arena_pinned = false;
+    out->gpu_host_readable = true;
     snprintf(out->description, sizeof out->description,
              "host simulation: gpu memory is host memory, %d worker threads%s",
              FY_DEVICE_STREAM_COUNT, dev->cfg.sim_device_waits ? ", device-side waits" : "");
@@ -190,12 +218,14 @@ static int sim_run_begin(fy_device *dev, fy_device_arenas *a, fy_error *err)
 {
     if (dev->begun) return fy_error_set(err, FY_ESTATE, "sim device: a run is already under way");
     char size[32];
-    dev->gpu = arena_alloc(a->gpu_bytes);
-    dev->host = arena_alloc(a->host_bytes);
+    bool kept_gpu = a->gpu_bytes && a->gpu_bytes <= dev->kept_gpu_bytes;
+    bool kept_host = a->host_bytes && a->host_bytes <= dev->kept_host_bytes;
+    dev->gpu = kept_gpu ? dev->kept_gpu : arena_alloc(a->gpu_bytes);
+    dev->host = kept_host ? dev->kept_host : arena_alloc(a->host_bytes);
     dev->tag_done = calloc(a->tag_count ? a->tag_count : 1, 1);
     if ((a->gpu_bytes && !dev->gpu) || (a->host_bytes && !dev->host) || !dev->tag_done) {
-        arena_free(dev->gpu, a->gpu_bytes);
-        arena_free(dev->host, a->host_bytes);
+        if (!kept_gpu) arena_free(dev->gpu, a->gpu_bytes);
+        if (!kept_host) arena_free(dev->host, a->host_bytes);
         free(dev->tag_done);
         dev->gpu = dev->host = NULL;
         dev->tag_done = NULL;
@@ -313,6 +343,7 @@ const fy_device_backend fy_device_backend_sim = {
     .kernels = sim_kernels,
     .run_begin = sim_run_begin,
     .run_end = sim_run_end,
+    .reserve = sim_reserve,
     .submit = sim_submit,
     .reap = sim_reap,
     .cancel = sim_cancel,

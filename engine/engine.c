@@ -4,10 +4,12 @@
  * returns with nothing of the run left — no request or job in flight, no arena, no spill
  * file — whatever way it ends. */
 #include "engine/device.h"
+#include "engine/engine_int.h"
 #include "engine/exec.h"
 #include "engine/io.h"
 #include "engine/loop.h"
 #include "engine/report.h"
+#include "engine/verify.h"
 #include "engine/worker.h"
 
 #include "core/hash.h"
@@ -196,14 +198,96 @@ typedef struct run_ctx {
     fy_engine *e;
     const fy_plan *plan;
     const fy_engine_run_args *args;
-    fy_exec *x;
+    const fy_exec *x;
     fy_io *io;
     fy_io_file **files;
     fy_io_file *spill;
     bool begun;
     int timer_fd;
+    fy_op *spin_ops;   /* emulation: the graph's ops with kind "spin" */
+    uint32_t *src_crc; /* verify_weights: per tensor, its source bytes' crc32c */
+    uint8_t *verify;   /* verify_weights: per event, whether it is checked against its source */
+    size_t emulated;
     fy_loop loop;
 } run_ctx;
+
+static fy_kernel_registry *op_registry(fy_engine *e, const fy_op *op)
+{
+    return fy_engine_kernels(e, op->device == FY_TIER_HOST ? FY_TIER_HOST : FY_TIER_GPU);
+}
+
+/* The kinds a registry holds, for messages. */
+static void known_kinds(const fy_kernel_registry *reg, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < fy_kernel_registry_count(reg) && len < size; k++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", k ? ", " : "",
+                                fy_kernel_registry_at(reg, k)->kind);
+}
+
+/* Before anything is allocated: every compute has a kernel for its kind. The message names the
+ * first op without one, its kind, the way out, and the other kinds that lack one, so that a user
+ * fixes them all at once. */
+static int check_kernels(run_ctx *c, fy_error *err)
+{
+    const fy_exec *x = c->x;
+    /* `spin` is a built-in of every device's registry and of the host's; replacing it
+     * keeps the kind there, so an emulated run always has its kernel. */
+    if (c->e->cfg.emulate) return 0;
+    const fy_op *first = NULL;
+    size_t first_event = 0, listed = 0;
+    char more[512] = "";
+    for (size_t i = 0; i < x->count; i++) {
+        const fy_event *ev = fy_plan_event(c->plan, i);
+        if (ev->kind != FY_EVENT_COMPUTE) continue;
+        const fy_op *op = fy_graph_op(x->graph, (size_t)ev->op);
+        const char *kind = op->kind ? op->kind : "";
+        if (fy_kernel_registry_find(op_registry(c->e, op), kind)) continue;
+        if (!first) {
+            first = op;
+            first_event = i;
+            continue;
+        }
+        /* Another kind without a kernel: list it once (a few kinds, so a scan will do). */
+        char quoted[160];
+        snprintf(quoted, sizeof quoted, "'%s'", kind);
+        size_t len = strlen(more);
+        if (strcmp(kind, first->kind ? first->kind : "") == 0 || strstr(more, quoted) ||
+            len + strlen(quoted) + 3 >= sizeof more)
+            continue;
+        snprintf(more + len, sizeof more - len, "%s%s", listed++ ? ", " : "", quoted);
+    }
+    if (!first) return 0;
+    const char *where = first->device == FY_TIER_HOST ? "host" : c->e->dinfo.name;
+    const char *gpath = fy_graph_path(x->graph);
+    char known[512], line[FY_ERROR_PATH_MAX + 32] = "";
+    known_kinds(op_registry(c->e, first), known, sizeof known);
+    if (gpath) snprintf(line, sizeof line, " (%s:%u)", gpath, first->line);
+    const char *kind = first->kind ? first->kind : "";
+    return fy_exec_error(x, first_event, err, FY_ENOENT,
+                         "op '%s'%s has kind '%s', for which the %s device has no kernel (it "
+                         "has: %s): register one for '%s' (fy_engine_add_kernel), or run with "
+                         "--emulate (fy_engine_config.emulate) to have `spin` stand in for the "
+                         "compute%s%s",
+                         first->name, line, kind, where, known[0] ? known : "nothing", kind,
+                         listed ? "; kinds without a kernel too: " : "", more);
+}
+
+/* Emulation: a copy of every graph op with kind "spin" (the rest shared with the graph). */
+static int make_spin_ops(run_ctx *c, fy_error *err)
+{
+    size_t n = fy_graph_op_count(c->x->graph);
+    c->spin_ops = calloc(n ? n : 1, sizeof *c->spin_ops);
+    if (!c->spin_ops) return fy_error_set(err, FY_ENOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        c->spin_ops[k] = *fy_graph_op(c->x->graph, k);
+        c->spin_ops[k].kind = "spin";
+    }
+    for (size_t i = 0; i < c->x->count; i++)
+        c->emulated += fy_plan_event(c->plan, i)->kind == FY_EVENT_COMPUTE;
+    return 0;
+}
 
 static int bind_buffers(run_ctx *c, fy_error *err)
 {
@@ -347,26 +431,28 @@ static void run_cleanup(run_ctx *c)
     if (c->begun) e->devb->run_end(e->dev);
     if (c->timer_fd >= 0) close(c->timer_fd);
     free(c->files);
+    free(c->spin_ops);
+    free(c->src_crc);
+    free(c->verify);
     free(c->loop.caller);
     fy_loop_free(&c->loop);
-    fy_exec_destroy(c->x);
 }
 
-int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *args,
-                  fy_engine_report *report, fy_error *err)
+int fy_engine_run_exec(fy_engine *e, const fy_exec *x, const fy_engine_run_args *args,
+                       fy_engine_report *report, fy_error *err)
 {
     static const fy_engine_run_args none = {0};
     if (report) memset(report, 0, sizeof *report);
     if (e->running) return fy_error_set(err, FY_EBUSY, "the engine is already running a plan");
     if (!args) args = &none;
-    int rc = check(plan, err);
-    if (rc < 0) return rc;
-    run_ctx c = {.e = e, .plan = plan, .args = args, .timer_fd = -1};
-    rc = fy_exec_build(plan, &c.x, err);
-    if (rc < 0) return rc;
+    const fy_plan *plan = x->plan;
+    int rc = 0;
+    run_ctx c = {.e = e, .plan = plan, .args = args, .timer_fd = -1, .x = x};
     size_t nt = fy_graph_tensor_count(c.x->graph);
     c.loop.caller = calloc(nt ? nt : 1, sizeof *c.loop.caller);
     if (!c.loop.caller) rc = fy_error_set(err, FY_ENOMEM, "out of memory");
+    if (rc == 0) rc = check_kernels(&c, err);
+    if (rc == 0 && e->cfg.emulate) rc = make_spin_ops(&c, err);
     if (rc == 0) rc = bind_buffers(&c, err);
     fy_io_config ioc = {.queue_depth = e->cfg.queue_depth,
                         .chunk_size = e->cfg.chunk_size,
@@ -379,6 +465,11 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
     if (rc == 0 && ar.host_bytes)
         rc = e->iob->register_buffer(c.io, ar.host_base, (size_t)ar.host_bytes, err);
     if (rc >= 0) rc = open_files(&c, err);
+    if (rc >= 0 && args->verify_weights) {
+        long marked = fy_verify_prepare(c.x, e->dinfo.gpu_host_readable && !e->dinfo.device_waits,
+                                        &c.verify, &c.src_crc, err);
+        rc = marked < 0 ? (int)marked : 0;
+    }
     if (rc >= 0) rc = start_timer(&c, err);
     if (rc >= 0) {
         fy_loop *l = &c.loop;
@@ -402,6 +493,9 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
         l->threads = e->cfg.threads;
         l->gpu_flops = m->gpu_compute;
         l->host_flops = m->host_compute;
+        l->spin_ops = c.spin_ops;
+        l->src_crc = c.src_crc;
+        l->verify = c.verify;
         l->on_event = args->on_event ? loop_on_event : NULL;
         l->on_progress = args->on_progress ? loop_on_progress : NULL;
         l->user = &c;
@@ -417,8 +511,47 @@ int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *a
         report->arena[FY_TIER_GPU] = ar.gpu_bytes;
         report->arena[FY_TIER_HOST] = ar.host_bytes;
         report->arena[FY_TIER_NVME] = c.x->spill_bytes;
+        report->verified_count = c.loop.verified_count;
+        report->verified_bytes = c.loop.verified_bytes;
+        report->emulated_count = c.emulated;
+        for (size_t i = 0; i < c.x->count; i++) {
+            const fy_xev *xe = &c.x->ev[i];
+            if (xe->queue != FY_Q_IO || xe->src.kind != FY_LOC_SOURCE) continue;
+            report->source_reads++;
+            report->source_bytes += xe->size;
+        }
     }
     run_cleanup(&c);
     if (rc < 0 && report) fy_engine_report_free(report);
     return rc < 0 ? rc : 0;
+}
+
+int fy_engine_run(fy_engine *e, const fy_plan *plan, const fy_engine_run_args *args,
+                  fy_engine_report *report, fy_error *err)
+{
+    if (report) memset(report, 0, sizeof *report);
+    if (e->running) return fy_error_set(err, FY_EBUSY, "the engine is already running a plan");
+    int rc = check(plan, err);
+    if (rc < 0) return rc;
+    fy_exec *x;
+    rc = fy_exec_build(plan, &x, err);
+    if (rc < 0) return rc;
+    rc = fy_engine_run_exec(e, x, args, report, err);
+    fy_exec_destroy(x);
+    return rc;
+}
+
+int fy_engine_check_lower(const fy_plan *plan, fy_exec **out, fy_error *err)
+{
+    int rc = check(plan, err);
+    return rc < 0 ? rc : fy_exec_build(plan, out, err);
+}
+
+int fy_engine_reserve(fy_engine *e, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err)
+{
+    if (e->running) return fy_error_set(err, FY_EBUSY, "cannot reserve arenas during a run");
+    if (!e->devb->reserve)
+        return fy_error_set(err, FY_EUNSUPPORTED, "the %s device cannot keep arenas between runs",
+                            e->dinfo.name);
+    return e->devb->reserve(e->dev, gpu_bytes, host_bytes, err);
 }

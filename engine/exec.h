@@ -37,14 +37,17 @@ typedef struct fy_loc {
 } fy_loc;
 
 /* Checksum work before the main transfer (on its source) or after it (on its
- * destination): MAKE stores the crc32c in the slot, CHECK compares with it. */
-enum { FY_CRC_NONE = 0, FY_CRC_MAKE, FY_CRC_CHECK };
+ * destination): MAKE stores the crc32c in the slot, CHECK compares with it, SOURCE (after
+ * only; set by the engine when a run verifies weights) compares with the crc32c of the
+ * tensor's bytes in its source file. */
+enum { FY_CRC_NONE = 0, FY_CRC_MAKE, FY_CRC_CHECK, FY_CRC_SOURCE };
 
 typedef struct fy_xev {
     uint8_t queue;     /* fy_queue */
     uint8_t crc_pre;   /* FY_CRC_* on src, before the transfer */
     uint8_t crc_post;  /* FY_CRC_* on dst, after it */
     int8_t live_tier;  /* tier whose live bytes change when the event completes; -1 none */
+    bool pristine;     /* load, offload: the bytes moved are the source file's, unchanged */
     int32_t tensor;    /* load, offload, evict */
     int32_t slot;      /* checksum slot of crc_pre/crc_post; -1 none */
     uint32_t operands; /* compute: index of its first operand in fy_exec.operands */

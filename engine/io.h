@@ -96,7 +96,8 @@ typedef struct fy_io_backend {
      * chunks inside it use read_fixed/write_fixed. Returns 1 when registered, 0 when the
      * region stays ordinary memory (threads backend; the kernel refused, e.g. over
      * RLIMIT_MEMLOCK: info().note says why); either way every address stays usable.
-     * FY_ESTATE when a region is already registered. The region must outlive the instance. */
+     * FY_ESTATE when a region is already registered or requests were submitted
+     * already (register first). The region must outlive the instance. */
     int (*register_buffer)(fy_io *io, void *base, size_t len, fy_error *err);
     /* Opens path in a FY_IO_* mode. With allow_direct the file also gets an O_DIRECT
      * descriptor when the filesystem accepts one (see fy_io_file_direct). */
@@ -105,8 +106,16 @@ typedef struct fy_io_backend {
      * returned yet still complete; the descriptors are released after the last. NULL ok. */
     void (*file_close)(fy_io *io, fy_io_file *file);
     /* One request of any length (0 included) at a byte offset. buf must stay valid until the
-     * request's completion is returned. FY_EINVAL: a write to a file opened for reading, a
-     * NULL buffer; FY_ERANGE: offset + len overflows; FY_ENOMEM. */
+     * request's completion is returned. The backend cuts it into chunks (at most queue_depth
+     * out across all requests, FIFO), resubmits short transfers and EINTR/EAGAIN, and
+     * returns one completion: bytes == len, or the first error (EOF before len is FY_EIO
+     * "file '...' ends at byte N, needed M"; ENOSPC is FY_ENOSPC). On a direct file, when buf
+     * and offset share their misalignment modulo fy_io_file_align, the aligned body goes
+     * O_DIRECT and the unaligned head and tail buffered; otherwise the whole request goes
+     * buffered (no bounce buffer: the engine's arenas keep tensors aligned, so a misaligned
+     * request is rare and copying it twice would cost as much as the page cache does).
+     * FY_EINVAL: a write to a file opened for reading, a NULL buffer; FY_ESTATE: the file
+     * was closed; FY_ERANGE: offset + len overflows; FY_ENOMEM. */
     int (*submit_read)(fy_io *io, fy_io_file *file, uint64_t offset, void *buf, size_t len,
                        uint64_t tag, fy_error *err);
     int (*submit_write)(fy_io *io, fy_io_file *file, uint64_t offset, const void *buf, size_t len,
@@ -115,7 +124,9 @@ typedef struct fy_io_backend {
      * time it is readable, the backend drains it with one 8-byte read and wait() returns a
      * completion {tag, watch = true, bytes = the counter}; wake-ups between two wait() calls
      * coalesce into one. Re-armed by itself until close(). The backend is the fd's only
-     * reader; the caller keeps the fd open until close() returns. */
+     * reader; the caller keeps the fd open until close() returns. A watch whose fd breaks
+     * (a read fails or returns nothing, POLLERR) is reported once with its status and
+     * dropped. FY_EINVAL: fd not open, or already watched. */
     int (*watch_fd)(fy_io *io, int fd, uint64_t tag, fy_error *err);
     /* Blocks (in the kernel, never spinning) until at least one completion is ready, writes
      * up to max of them to out and returns how many. FY_ESTATE when nothing is outstanding

@@ -165,6 +165,8 @@ static int thr_register_buffer(fy_io *io, void *base, size_t len, fy_error *err)
     int rc = io->outstanding > 0
                  ? fy_error_set(err, FY_ESTATE, "register the I/O buffer before submitting")
                  : fy_io_base_region(io, base, len, err);
+    if (rc == 0)
+        snprintf(io->note, sizeof io->note, "the threads backend does not register buffers");
     pthread_mutex_unlock(&t->mu);
     return rc; /* 0: pread and pwrite take any address */
 }

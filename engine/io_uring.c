@@ -118,6 +118,10 @@ static void issue_chunk(uring_io *u, fy_io_chunk *c)
         else
             io_uring_prep_read(s, c->fd, c->buf, n, c->offset);
     }
+    /* A buffered chunk goes straight to io_uring's workers: tried inline first, a read of
+     * uncached pages falls back to page-by-page retries that ran at half the rate of a
+     * worker's blocking read (with readahead) on the development VM (performance.md). */
+    if (!c->direct) io_uring_sqe_set_flags(s, IOSQE_ASYNC);
     io_uring_sqe_set_data64(s, (uint64_t)c->index << 2 | KIND_CHUNK);
     u->in_kernel++;
 }

@@ -128,6 +128,17 @@ static const char *loc_where(run *r, const fy_loc *loc, char *buf, size_t size)
     return buf;
 }
 
+/* "FILE at offset N" for a tensor's source bytes. */
+static const char *source_where(run *r, int32_t t, char *buf, size_t size)
+{
+    const fy_tensor *tn = fy_graph_tensor(r->x->graph, (size_t)t);
+    char *path = fy_graph_source_path(r->x->graph, (size_t)t);
+    snprintf(buf, size, "%s at offset %llu", path ? path : tn->source_file,
+             (unsigned long long)tn->source_offset);
+    free(path);
+    return buf;
+}
+
 static ljob *job_get(run *r)
 {
     ljob *j = r->free_jobs;
@@ -211,11 +222,34 @@ static void finish(run *r, size_t i)
 
 static void start_main(run *r, size_t i);
 
+/* The stage after event i's main work: the lowered plan's own (checksums of offloads and
+ * spills), or this run's check of a weight against its source file. */
+static int post_action(const run *r, size_t i)
+{
+    int own = r->x->ev[i].crc_post;
+    if (own == FY_CRC_NONE && r->l->verify && r->l->verify[i])
+        return FY_CRC_SOURCE;
+    return own;
+}
+
 static void crc_done(run *r, size_t i, bool pre, uint32_t crc)
 {
     const fy_xev *xe = &r->x->ev[i];
-    int action = pre ? xe->crc_pre : xe->crc_post;
-    if (action == FY_CRC_MAKE) {
+    int action = pre ? xe->crc_pre : post_action(r, i);
+    if (action == FY_CRC_SOURCE) {
+        uint32_t want = r->l->src_crc[xe->tensor];
+        if (crc != want) {
+            char src[FY_ERROR_PATH_MAX + 64], dst[FY_ERROR_PATH_MAX + 64];
+            fail(r, i, FY_ECHECKSUM,
+                 "weight '%s' did not arrive intact: its copy in %s has crc32c 0x%08x, but "
+                 "its %llu bytes in %s have 0x%08x",
+                 tname(r, xe->tensor), loc_where(r, &xe->dst, dst, sizeof dst), crc,
+                 (unsigned long long)xe->size, source_where(r, xe->tensor, src, sizeof src), want);
+            return;
+        }
+        r->l->verified_count++;
+        r->l->verified_bytes += xe->size;
+    } else if (action == FY_CRC_MAKE) {
         r->l->crc[xe->slot] = crc;
     } else if (r->l->crc[xe->slot] != crc) {
         char src[FY_ERROR_PATH_MAX + 64], dst[FY_ERROR_PATH_MAX + 64];
@@ -269,6 +303,7 @@ static long fill_call(run *r, size_t i, fy_kernel_call *call, fy_kernel_buffer *
 {
     const fy_event *e = fy_plan_event(r->x->plan, i);
     const fy_op *op = fy_graph_op(r->x->graph, (size_t)e->op);
+    const fy_op *run_op = r->l->spin_ops ? &r->l->spin_ops[e->op] : op;
     size_t n = op->read_count + op->write_count;
     if (n > *cap) {
         fy_kernel_buffer *b = realloc(*bufs, n * sizeof *b);
@@ -285,7 +320,7 @@ static long fill_call(run *r, size_t i, fy_kernel_call *call, fy_kernel_buffer *
     }
     bool host = op->device == FY_TIER_HOST;
     *call = (fy_kernel_call){
-        .op = op,
+        .op = run_op,
         .graph = r->x->graph,
         .inputs = *bufs,
         .input_count = op->read_count,
@@ -388,8 +423,9 @@ static void main_done(run *r, size_t i, int status, const char *detail, uint64_t
     }
     if (r->failed) return;
     if (t0 && !xe->crc_pre) r->l->start_ns[i] = t0;
-    if (t1 && !xe->crc_post) r->l->end_ns[i] = t1;
-    if (xe->crc_post)
+    int post = post_action(r, i);
+    if (t1 && !post) r->l->end_ns[i] = t1;
+    if (post)
         start_crc(r, i, false);
     else
         finish(r, i);

@@ -31,6 +31,14 @@ typedef struct fy_loop {
     int timer_fd;           /* -1, or a timerfd for progress callbacks; watched */
     unsigned threads;
     double gpu_flops, host_flops; /* for spin */
+    /* Emulation: per graph op, the op to hand kernels instead (kind "spin"); NULL: the
+     * graph's own ops. */
+    const fy_op *spin_ops;
+    /* Per tensor: the crc32c of its bytes in its source file, which FY_CRC_SOURCE stages
+     * compare with; NULL when no event has one. */
+    const uint32_t *src_crc;
+    /* Per event: 1 when it gets a FY_CRC_SOURCE stage after it (verify_weights); NULL: none. */
+    const uint8_t *verify;
     void (*on_event)(void *user, size_t index, int status);
     void (*on_progress)(void *user, size_t done, size_t total, uint64_t bytes, double elapsed);
     void *user;
@@ -41,6 +49,8 @@ typedef struct fy_loop {
     uint64_t live[FY_TIER_COUNT], peak[FY_TIER_COUNT];
     uint64_t bytes_done;
     size_t done_count;
+    size_t verified_count; /* FY_CRC_SOURCE stages passed, and their bytes */
+    uint64_t verified_bytes;
 } fy_loop;
 
 /* Runs the plan to its end or to its first error; in both cases returns only when nothing

@@ -15,7 +15,8 @@ typedef struct copy {
     fy_loc loc;
     bool present;
     bool stale;
-    bool verify; /* host copy from a d2h offload: verify it when it is read back */
+    bool verify;   /* host copy from a d2h offload: verify it when it is read back */
+    bool pristine; /* holds the bytes of the tensor's source file, never written since */
     int32_t slot;
 } copy;
 
@@ -160,6 +161,7 @@ static void place_copy(replay *r, fy_xev *xe, int32_t t, fy_tier tier, fy_loc lo
     c->present = true;
     c->stale = false;
     c->verify = false;
+    c->pristine = false;
     c->slot = -1;
 }
 
@@ -180,6 +182,7 @@ static int lower_transfer(replay *r, size_t i, const fy_event *e, fy_xev *xe, fy
                        .offset = e->at};
     int32_t src_slot = src->slot;
     bool src_verify = src->verify;
+    xe->pristine = src->pristine;
     if (e->from == FY_TIER_NVME && e->to == FY_TIER_HOST) {
         xe->queue = FY_Q_IO;
         if (src_slot >= 0) { /* a spill copy: verify what arrives */
@@ -219,6 +222,7 @@ static int lower_transfer(replay *r, size_t i, const fy_event *e, fy_xev *xe, fy
         return fy_exec_error(x, i, err, FY_ECHECK, "no link from %s to %s", fy_tier_name(e->from),
                              fy_tier_name(e->to));
     }
+    copy_of(r, t, e->to)->pristine = xe->pristine;
     return 0;
 }
 
@@ -258,10 +262,14 @@ static int lower_compute(replay *r, size_t i, const fy_event *e, fy_xev *xe, siz
             c->stale = false;
             c->slot = -1;
             c->verify = false;
+            c->pristine = false;
         }
         x->operands[(*nops)++] = c->loc;
-        for (int tier = 0; tier < FY_TIER_COUNT; tier++)
-            if (tier != (int)d) copy_of(r, t, (fy_tier)tier)->stale = true;
+        for (int tier = 0; tier < FY_TIER_COUNT; tier++) {
+            if (tier == (int)d) continue;
+            copy_of(r, t, (fy_tier)tier)->stale = true;
+            copy_of(r, t, (fy_tier)tier)->pristine = false;
+        }
     }
     return 0;
 }
@@ -397,6 +405,7 @@ int fy_exec_build(const fy_plan *plan, fy_exec **out, fy_error *err)
         } else if (tn->home == FY_TIER_NVME && tn->source_file) {
             copy *c = copy_of(&r, (int32_t)t, FY_TIER_NVME);
             c->present = true;
+            c->pristine = true;
             c->loc =
                 (fy_loc){.kind = FY_LOC_SOURCE, .tier = FY_TIER_NVME, .offset = tn->source_offset};
             rc = file_index(x, t, &c->loc.file, err);

@@ -5,6 +5,7 @@
  * When nothing more can leave, the error says which tier, for what, and what holds it. */
 #include "planner/planner_state.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,13 @@ static bool final_output(const planner *pl, uint32_t t)
     return ts->kind == FY_TENSOR_OUTPUT && (lw == PL_NONE || (long)lw < pl->now);
 }
 
-/* Why copy c may not leave now, or NULL when it may. */
-static const char *held_by(const planner *pl, uint32_t c, long limit)
+static const char needed_now[] = "needed now";
+
+/* Why copy c may not leave now other than being needed now, or NULL. */
+static const char *held_besides_pin(const planner *pl, uint32_t c, long limit)
 {
     const pl_copy *cp = &pl->cp[c];
     const pl_tensor *ts = &pl->t[cp->tensor];
-    if (ts->pin == pl->epoch) return "needed now";
     if (cp->tier == FY_TIER_GPU && ts->kept) return "kept by the policy";
     if (cp->tier == FY_TIER_GPU && ts->eager && pl_next_read(pl, cp->tensor, pl->now) >= 0)
         return "loaded eagerly";
@@ -48,6 +50,13 @@ static const char *held_by(const planner *pl, uint32_t c, long limit)
         if (nr >= 0 && nr <= limit) return "needed sooner";
     }
     return NULL;
+}
+
+/* Why copy c may not leave now, or NULL when it may. */
+static const char *held_by(const planner *pl, uint32_t c, long limit)
+{
+    if (pl->t[pl->cp[c].tensor].pin == pl->epoch) return needed_now;
+    return held_besides_pin(pl, c, limit);
 }
 
 static cand rank(const planner *pl, uint32_t c)
@@ -210,6 +219,12 @@ static int ask_hook(planner *pl, fy_tier tier, uint64_t need, long limit)
         }
         rc = pl_leave(pl, t, tier);
     }
+    /* A hook that gave up every candidate is not to blame for a shortage: the tier is as
+     * stuck as without a hook, and the caller handles that as it would then. */
+    bool all_gone = true;
+    for (size_t j = 0; rc == 0 && j < n && all_gone; j++)
+        all_gone = pl->t[names[j]].copy[tier] < 0;
+    if (rc == 0 && !fits(pl, tier, need) && all_gone) rc = 1;
     if (rc == 0 && !fits(pl, tier, need)) {
         char a[32], b[32];
         uint64_t now_free = pl->budget[tier] - (pl->used[tier] + pl->reserved[tier]);
@@ -225,6 +240,122 @@ static int ask_hook(planner *pl, fy_tier tier, uint64_t need, long limit)
     return rc;
 }
 
+int pl_unreserve(planner *pl, uint32_t t, fy_tier tier)
+{
+    uint32_t x = pl->t[t].rsv[tier];
+    if (x == PL_NONE) return 0;
+    pl_arena *a = &pl->arena[tier];
+    pl->reserved[tier] -= a->n[x].end - a->n[x].start;
+    pl->t[t].rsv[tier] = PL_NONE;
+    return pl_arena_release(a, x, PL_NONE) < 0 ? pl_oom(pl) : 0;
+}
+
+static int reserved_for(planner *pl, fy_tier tier, uint32_t t, long x, uint64_t need)
+{
+    if (x < 0) return pl_oom(pl);
+    assert(pl->t[t].rsv[tier] == PL_NONE);
+    pl->t[t].rsv[tier] = (uint32_t)x;
+    pl->arena[tier].n[x].owner = t;
+    pl->reserved[tier] += need;
+    return 0;
+}
+
+/* Whether node x may not be cleared for a window; with pinned, copies the current op needs
+ * may go too (the schedule loads them again). */
+static bool barrier(const planner *pl, const pl_node *x, long limit, bool pinned)
+{
+    if (x->state == PL_NODE_FREE) return false;
+    if (x->state == PL_NODE_RESERVED) return true;
+    return pinned ? held_besides_pin(pl, x->owner, limit) != NULL
+                  : held_by(pl, x->owner, limit) != NULL;
+}
+
+/* Free bytes are there but split: the cheapest window of need bytes made of holes and copies
+ * that may leave (cost: the bytes of copies evicted; ties: the lower address). Returns the
+ * window's start, or UINT64_MAX when every window holds a copy that must stay. */
+static uint64_t find_window(planner *pl, fy_tier tier, uint64_t need, long limit, bool pinned)
+{
+    const pl_arena *a = &pl->arena[tier];
+    uint64_t best = UINT64_MAX, best_cost = UINT64_MAX;
+    /* i: the window's first node; j: the node past the window; cost: live bytes in [i, j). */
+    uint32_t i = a->head, j = a->head;
+    uint64_t cost = 0, arena_end = 0;
+    for (uint32_t x = a->head; x != PL_NONE; x = a->n[x].next)
+        arena_end = a->n[x].end;
+    while (i != PL_NONE) {
+        const pl_node *ni = &a->n[i];
+        if (barrier(pl, ni, limit, pinned)) {
+            i = j = ni->next;
+            cost = 0;
+            continue;
+        }
+        if (j == i) cost = 0;
+        bool blocked = false;
+        while (j != PL_NONE && a->n[j].start < ni->start + need) {
+            const pl_node *nj = &a->n[j];
+            if (barrier(pl, nj, limit, pinned)) {
+                blocked = true;
+                break;
+            }
+            if (nj->state == PL_NODE_LIVE) cost += nj->end - nj->start;
+            j = nj->next;
+        }
+        if (blocked) {
+            /* No window may cross node j: start again after it. */
+            i = a->n[j].next;
+            j = i;
+            cost = 0;
+            continue;
+        }
+        uint64_t end = j == PL_NONE ? arena_end : a->n[j].start;
+        if (end - ni->start >= need && cost < best_cost) {
+            best_cost = cost;
+            best = ni->start;
+        }
+        if (j == PL_NONE && end - ni->start < need) break;
+        if (ni->state == PL_NODE_LIVE) cost -= ni->end - ni->start;
+        i = ni->next;
+        if (j == i) cost = 0;
+    }
+    return best;
+}
+
+/* Evicts the copies in [lo, lo + need) and reserves it. */
+static long clear_window(planner *pl, fy_tier tier, uint64_t lo, uint64_t need)
+{
+    pl_arena *a = &pl->arena[tier];
+    pl_ids victims = {0};
+    for (uint32_t x = a->head; x != PL_NONE && a->n[x].start < lo + need; x = a->n[x].next)
+        if (a->n[x].end > lo && a->n[x].state == PL_NODE_LIVE &&
+            pl_ids_push(&victims, pl->cp[a->n[x].owner].tensor) < 0) {
+            pl_ids_free(&victims);
+            return pl_oom(pl);
+        }
+    int rc = 0;
+    for (uint32_t v = 0; v < victims.n && rc == 0; v++)
+        rc = pl_leave(pl, victims.v[v], tier);
+    pl_ids_free(&victims);
+    if (rc < 0) return rc;
+    long x = pl_arena_reserve_at(a, lo, need);
+    assert(x >= 0);
+    return x;
+}
+
+static int fragmented(planner *pl, fy_tier tier, uint64_t need, uint32_t for_tensor)
+{
+    char s1[32], s2[32], s3[32], where[300];
+    uint64_t free_bytes = pl->budget[tier] - (pl->used[tier] + pl->reserved[tier]);
+    return fy_error_set(
+        pl->err, FY_EINFEASIBLE,
+        "%s %s is too small %s: '%s' needs %s in one piece; %s is free but fragmentation "
+        "splits it (the largest hole is %s) between tensors that cannot leave (kept, loaded "
+        "eagerly or outputs)",
+        fy_tier_name(tier), fy_size_format_human(pl->capacity[tier], s1, sizeof s1),
+        op_label(pl, where, sizeof where), fy_graph_tensor(pl->g, for_tensor)->name,
+        fy_size_format_human(need, s2, sizeof s2), fy_size_format_human(free_bytes, s3, sizeof s3),
+        fy_size_format_human(pl_arena_largest(&pl->arena[tier]), s1, sizeof s1));
+}
+
 int pl_make_room(planner *pl, fy_tier tier, uint64_t need, long limit, uint32_t for_tensor)
 {
     if (need > pl->budget[tier]) {
@@ -236,6 +367,7 @@ int pl_make_room(planner *pl, fy_tier tier, uint64_t need, long limit, uint32_t 
             op_label(pl, where, sizeof where), fy_graph_tensor(pl->g, for_tensor)->name,
             fy_size_format_human(need, s2, sizeof s2));
     }
+    /* First the policy's victims until the bytes fit, as the policy would choose them. */
     while (!fits(pl, tier, need)) {
         if (pl->hooks && pl->hooks->victim) {
             int rc = ask_hook(pl, tier, need, limit);
@@ -258,6 +390,19 @@ int pl_make_room(planner *pl, fy_tier tier, uint64_t need, long limit, uint32_t 
         int rc = pl_leave(pl, pl->cp[best.copy].tensor, tier);
         if (rc < 0) return rc;
     }
-    if (fits(pl, tier, need)) return 0;
-    return limit >= 0 ? 1 : stuck(pl, tier, need, for_tensor);
+    if (!fits(pl, tier, need)) return limit >= 0 ? 1 : stuck(pl, tier, need, for_tensor);
+    /* Then a hole: the best fit, or else the cheapest window around the holes. */
+    long x = pl_arena_reserve(&pl->arena[tier], need);
+    if (x == FY_ENOSPC) {
+        uint64_t lo = find_window(pl, tier, need, limit, false);
+        if (lo == UINT64_MAX && limit < 0) {
+            /* Compaction: the op's own operands may leave and come back elsewhere. */
+            lo = find_window(pl, tier, need, limit, true);
+            pl->pin_evicted |= lo != UINT64_MAX;
+        }
+        if (lo == UINT64_MAX) return limit >= 0 ? 1 : fragmented(pl, tier, need, for_tensor);
+        x = clear_window(pl, tier, lo, need);
+        if (x < 0) return (int)x;
+    }
+    return reserved_for(pl, tier, for_tensor, x, need);
 }

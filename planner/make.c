@@ -1,7 +1,7 @@
-/* fy_plan_make: checks that every op fits its device at all, plans (schedule.c), places the
- * copies in arenas (place.c), and when fragmentation makes an arena exceed its tier's
- * capacity, tightens that tier's budget by the excess and plans again. Then it builds the
- * plan, trimming each event's `after` to what stream order does not already imply, and
+/* fy_plan_make: checks that every op fits its device at all, plans in one pass (schedule.c,
+ * placing copies in the arenas online, place.c, so an arena never exceeds its tier's
+ * budget), repacks an arena offline where that makes it smaller (pack.c). Then it builds
+ * the plan, trimming each event's `after` to what stream order does not already imply, and
  * measures it: bytes per link, and the live peak and arena of each tier. */
 #include "planner/planner_state.h"
 
@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define MAX_PASSES 8
 
 static const char *const link_names[] = {"nvme->host", "host->gpu", "gpu->host", "host->nvme"};
 
@@ -320,56 +318,22 @@ int fy_plan_make(const fy_graph *graph, const fy_machine *machine, const fy_poli
     planner pl;
     memset(&pl, 0, sizeof pl);
     uint64_t arena[FY_TIER_COUNT] = {0};
-    fy_buf notes = {0};
-    unsigned pass = 0;
-    while (rc == 0) {
-        pass++;
-        rc = pl_init(&pl, graph, policy, budget, capacity, err);
-        pl.slot_size = slot;
-        pl.slots = slot ? k->staging_buffers : 0;
+    if (rc == 0) {
+        rc = pl_init(&pl, graph, policy, budget, capacity, slot, k->staging_buffers, err);
         pl_view_init(&pl);
         if (rc == 0 && hooks && hooks->begin) rc = hooks->begin(hooks->ctx, &pl.view, err);
         if (rc == 0) rc = pl_schedule(&pl);
         if (hooks && hooks->end) hooks->end(hooks->ctx);
-        if (rc == 0) rc = pl_place(&pl, arena);
-        if (rc < 0) break;
-        bool over = false;
-        for (int t = 0; t < FY_TIER_COUNT; t++) {
-            if (arena[t] <= capacity[t]) continue;
-            over = true;
-            uint64_t excess = arena[t] - capacity[t] + pl_align((fy_tier)t, 1);
-            char a[32], b[32];
-            fy_buf_printf(
-                &notes,
-                "pass %u: the %s arena came to %s, over its %s capacity by "
-                "fragmentation; planning again to %s\n",
-                pass, fy_tier_name((fy_tier)t), fy_size_format_human(arena[t], a, sizeof a),
-                fy_size_format_human(capacity[t], b, sizeof b),
-                fy_size_format_human(budget[t] > excess ? budget[t] - excess : 0, a, sizeof a));
-            budget[t] = budget[t] > excess ? budget[t] - excess : 0;
-        }
-        if (!over) break;
-        if (pass == MAX_PASSES) {
-            rc = fy_error_set(err, FY_EINFEASIBLE,
-                              "no placement fits the arenas after %u passes: fragmentation "
-                              "keeps an arena over its capacity",
-                              pass);
-            break;
-        }
-        pl_free(&pl);
     }
+    if (rc == 0) rc = pl_pack(&pl, arena);
     if (rc == 0) rc = build_plan(&pl, machine, arena, out, err);
     if (rc == 0 && stats) {
         measure(&pl, arena, stats);
-        stats->passes = pass;
-        if (pl.log.len) fy_buf_append(&notes, pl.log.data, pl.log.len);
-        if (notes.len && !notes.failed) stats->log = strdup(notes.data);
+        stats->passes = 1;
+        if (pl.log.len && !pl.log.failed) stats->log = strdup(pl.log.data);
         stats->seconds = now_seconds() - t0;
     }
-    if (rc < 0 && pass > 1 && err)
-        fy_error_prefix(err, "after tightening budgets for fragmentation");
     pl_free(&pl);
-    fy_buf_free(&notes);
     fy_policy_destroy(own);
     return rc;
 }

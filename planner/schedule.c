@@ -44,7 +44,11 @@ int pl_ensure(planner *pl, uint32_t t, fy_tier tier, long limit)
     if (ts->copy[FY_TIER_HOST] < 0) {
         uint64_t hs = pl_align(FY_TIER_HOST, size_of(pl, t));
         staged = pl->slots > 0 && hs <= pl->slot_size;
-        if (!staged && (rc = pl_make_room(pl, FY_TIER_HOST, hs, limit, t)) != 0) return rc;
+        if (!staged && (rc = pl_make_room(pl, FY_TIER_HOST, hs, limit, t)) != 0) {
+            /* A prefetch that cannot stage gives the gpu region back. */
+            int r2 = pl_unreserve(pl, t, FY_TIER_GPU);
+            return r2 < 0 ? r2 : rc;
+        }
         long c = pl_transfer(pl, t, FY_TIER_NVME, FY_TIER_HOST, staged);
         if (c < 0) return (int)c;
     }
@@ -61,6 +65,15 @@ static bool has_copy(const planner *pl, uint32_t t)
     return false;
 }
 
+/* Whether the current op is about to write t (room is reserved for it): loading t now would
+ * bring the old version. */
+static bool being_written(const planner *pl, uint32_t t)
+{
+    for (int k = 0; k < FY_TIER_COUNT; k++)
+        if (pl->t[t].rsv[k] != PL_NONE) return true;
+    return false;
+}
+
 /* Loads the reads of op j (a later op) onto the gpu without evicting anything needed
  * before op j. Returns 1 when memory does not allow it. */
 static int prefetch_op(planner *pl, size_t j)
@@ -69,7 +82,8 @@ static int prefetch_op(planner *pl, size_t j)
     if (op->device != FY_TIER_GPU) return 0;
     pin_op(pl, j);
     for (uint32_t r = 0; r < op->read_count; r++) {
-        if (!has_copy(pl, op->reads[r])) continue; /* an earlier op of the window creates it */
+        if (!has_copy(pl, op->reads[r]) || being_written(pl, op->reads[r]))
+            continue; /* the current op or an earlier op of the window writes it */
         int rc = pl_ensure(pl, op->reads[r], FY_TIER_GPU, (long)j);
         if (rc != 0) return rc;
     }
@@ -95,6 +109,7 @@ static int hook_prefetch(planner *pl, size_t op)
             rc = pl_blame(pl, "prefetch");
             break;
         }
+        if (being_written(pl, t)) continue; /* after the write, when it is read */
         pl->t[t].pin = pl->epoch;
         long nr = pl_next_read(pl, t, pl->now);
         rc = pl_ensure(pl, t, FY_TIER_GPU, nr >= 0 ? nr : (long)op);
@@ -189,6 +204,38 @@ static int tidy(planner *pl, size_t i)
     return rc;
 }
 
+/* Brings op i's reads to its device and reserves room for what it creates. When making room
+ * had to move one of the op's own operands (compaction), it comes back in another round. */
+static int gather(planner *pl, size_t i)
+{
+    const fy_op *op = fy_graph_op(pl->g, i);
+    fy_tier dev = op->device;
+    int rc = 0;
+    for (unsigned round = 0; rc == 0; round++) {
+        pl->pin_evicted = false;
+        for (uint32_t r = 0; rc == 0 && r < op->read_count; r++)
+            rc = pl_ensure(pl, op->reads[r], dev, -1);
+        for (uint32_t w = 0; rc == 0 && w < op->write_count; w++) {
+            uint32_t t = op->writes[w];
+            bool read = false; /* an update in place: the reads bring it (again) */
+            for (uint32_t r = 0; r < op->read_count && !read; r++)
+                read = op->reads[r] == t;
+            if (read || pl->t[t].copy[dev] >= 0 || pl->t[t].rsv[dev] != PL_NONE) continue;
+            rc = pl_make_room(pl, dev, pl_align(dev, size_of(pl, t)), -1, t);
+        }
+        if (rc != 0 || !pl->pin_evicted) break;
+        if (round == 8) {
+            char s[32];
+            rc = fy_error_set(pl->err, FY_EINFEASIBLE,
+                              "%s %s is too small at op '%s': fragmentation keeps its operands "
+                              "from fitting side by side after 8 rounds of compaction",
+                              fy_tier_name(dev),
+                              fy_size_format_human(pl->capacity[dev], s, sizeof s), op->name);
+        }
+    }
+    return rc;
+}
+
 static int load_eagerly(planner *pl)
 {
     size_t nops = fy_graph_op_count(pl->g);
@@ -226,23 +273,13 @@ int pl_schedule(planner *pl)
     pl->epoch++;
     if (pl->k->load == FY_LOAD_EAGER && (rc = load_eagerly(pl)) < 0) return rc;
     for (size_t i = 0; i < nops && rc == 0; i++) {
-        const fy_op *op = fy_graph_op(pl->g, i);
-        fy_tier dev = op->device;
         pl->cur_op = (long)i;
         pl->now = (long)i;
         pl->epoch++;
         pin_op(pl, i);
         if (i == 0 && pl->hooks && pl->hooks->prefetch && (rc = hook_prefetch(pl, 0)) < 0)
             return rc;
-        for (uint32_t r = 0; rc == 0 && r < op->read_count; r++)
-            rc = pl_ensure(pl, op->reads[r], dev, -1);
-        for (uint32_t w = 0; rc == 0 && w < op->write_count; w++) {
-            uint32_t t = op->writes[w];
-            if (pl->t[t].copy[dev] >= 0) continue;
-            uint64_t a = pl_align(dev, size_of(pl, t));
-            rc = pl_make_room(pl, dev, a, -1, t);
-            pl->reserved[dev] += rc == 0 ? a : 0;
-        }
+        if (rc == 0) rc = gather(pl, i);
         for (size_t j = i + 1; rc == 0 && j <= i + pl->k->prefetch && j < nops; j++) {
             rc = prefetch_op(pl, j);
             if (rc == 1) {

@@ -57,15 +57,32 @@ static long new_copy(planner *pl, uint32_t t, fy_tier tier, bool home)
     c->size = pl_align(tier, fy_graph_tensor(pl->g, t)->size);
     c->place_ev = c->evict_ev = c->write_ev = PL_NONE;
     c->res_index = PL_NONE;
+    c->node = PL_NONE;
     c->arrived = pl->seq++;
     c->arrived_op = pl->cur_op;
     pl->t[t].copy[tier] = (int32_t)pl->ncp;
     return (long)pl->ncp++;
 }
 
+/* Places copy c (its placing event already made) in the region reserved for it; the placing
+ * event waits for the evicts of the region's previous occupants. */
 static int make_resident(planner *pl, uint32_t c)
 {
     pl_copy *cp = &pl->cp[c];
+    pl_arena *a = &pl->arena[cp->tier];
+    uint32_t x = pl->t[cp->tensor].rsv[cp->tier];
+    assert(x != PL_NONE && a->n[x].state == PL_NODE_RESERVED &&
+           a->n[x].end - a->n[x].start == cp->size);
+    pl->t[cp->tensor].rsv[cp->tier] = PL_NONE;
+    pl->reserved[cp->tier] -= cp->size;
+    pl_node *n = &a->n[x];
+    n->state = PL_NODE_LIVE;
+    n->owner = c;
+    cp->node = x;
+    cp->offset = n->start;
+    for (uint32_t i = 0; i < n->np; i++)
+        if (pl_ids_push(&cp->reuse, n->p[i].evict) < 0) return pl_oom(pl);
+    n->np = 0;
     cp->res_index = pl->resident[cp->tier].n;
     if (pl_ids_push(&pl->resident[cp->tier], c) < 0) return pl_oom(pl);
     pl->used[cp->tier] += cp->size;
@@ -103,7 +120,7 @@ static int use(planner *pl, uint32_t c, uint32_t e)
 }
 
 int pl_init(planner *pl, const fy_graph *g, const fy_policy *policy, const uint64_t *budget,
-            const uint64_t *capacity, fy_error *err)
+            const uint64_t *capacity, uint64_t slot_size, unsigned slots, fy_error *err)
 {
     memset(pl, 0, sizeof *pl);
     pl->g = g;
@@ -112,9 +129,21 @@ int pl_init(planner *pl, const fy_graph *g, const fy_policy *policy, const uint6
     pl->hooks = fy_policy_get_hooks(policy);
     pl->err = err;
     pl->cur_op = -1;
+    pl->slot_size = slot_size;
+    pl->slots = slot_size ? slots : 0;
     for (int i = 0; i < FY_TIER_COUNT; i++) {
         pl->budget[i] = budget[i];
         pl->capacity[i] = capacity[i];
+        /* Staging buffers sit at the bottom of the host arena, one slot each. */
+        uint64_t base = i == FY_TIER_HOST ? pl->slot_size * pl->slots : 0;
+        if (pl_arena_init(&pl->arena[i], base, budget[i], 0x9e3779b97f4a7c15ull + (uint64_t)i) < 0)
+            return pl_oom(pl);
+    }
+    if (pl->slots) {
+        pl->slot_last = malloc(pl->slots * sizeof *pl->slot_last);
+        if (!pl->slot_last) return pl_oom(pl);
+        for (unsigned i = 0; i < pl->slots; i++)
+            pl->slot_last[i] = PL_NONE;
     }
     pl->nt = fy_graph_tensor_count(g);
     size_t nops = fy_graph_op_count(g), nreads = 0;
@@ -125,8 +154,10 @@ int pl_init(planner *pl, const fy_graph *g, const fy_policy *policy, const uint6
     if (!pl->t || !pl->read_ops) return pl_oom(pl);
     for (size_t i = 0; i < pl->nt; i++) {
         pl_tensor *t = &pl->t[i];
-        for (int k = 0; k < FY_TIER_COUNT; k++)
+        for (int k = 0; k < FY_TIER_COUNT; k++) {
             t->copy[k] = -1;
+            t->rsv[k] = PL_NONE;
+        }
         t->last_writer = PL_NONE;
         t->last_use = -1;
         t->kept = fy_policy_keeps(policy, fy_graph_tensor(g, i)->name);
@@ -170,10 +201,15 @@ void pl_free(planner *pl)
         pl_ids_free(&pl->ev[i].after);
         pl_ids_free(&pl->ev[i].places);
     }
-    for (size_t i = 0; i < pl->ncp; i++)
+    for (size_t i = 0; i < pl->ncp; i++) {
         pl_ids_free(&pl->cp[i].users);
-    for (int i = 0; i < FY_TIER_COUNT; i++)
+        pl_ids_free(&pl->cp[i].reuse);
+    }
+    for (int i = 0; i < FY_TIER_COUNT; i++) {
         pl_ids_free(&pl->resident[i]);
+        pl_arena_free(&pl->arena[i]);
+    }
+    free(pl->slot_last);
     free(pl->ev);
     free(pl->cp);
     free(pl->t);
@@ -225,9 +261,17 @@ long pl_transfer(planner *pl, uint32_t t, fy_tier from, fy_tier to, bool staged)
     cp->place_ev = cp->write_ev = (uint32_t)e;
     pl->ev[e].copy = (uint32_t)c;
     if (staged) {
+        /* A bounce buffer is reused once the previous tensor in it has left. */
         cp->staged = true;
         cp->slot = pl->next_slot++ % pl->slots;
-        return c;
+        cp->offset = (uint64_t)cp->slot * pl->slot_size;
+        uint32_t prev = pl->slot_last[cp->slot];
+        pl->slot_last[cp->slot] = (uint32_t)c;
+        if (prev != PL_NONE) {
+            assert(pl->cp[prev].evict_ev != PL_NONE);
+            rc = after(pl, (uint32_t)e, pl->cp[prev].evict_ev);
+        }
+        return rc < 0 ? rc : c;
     }
     rc = make_resident(pl, (uint32_t)c);
     return rc < 0 ? rc : c;
@@ -258,6 +302,9 @@ int pl_evict_copy(planner *pl, uint32_t c)
         pl->cp[last].res_index = cp->res_index;
         cp->res_index = PL_NONE;
         pl->used[cp->tier] -= cp->size;
+        rc = pl_arena_release(&pl->arena[cp->tier], cp->node, (uint32_t)e);
+        cp->node = PL_NONE;
+        if (rc < 0) return pl_oom(pl);
     }
     return 0;
 }
@@ -294,7 +341,6 @@ int pl_compute(planner *pl, size_t i)
             long nc = new_copy(pl, t, dev, false);
             if (nc < 0) return (int)nc;
             pl->cp[nc].place_ev = pl->cp[nc].write_ev = (uint32_t)e;
-            pl->reserved[dev] -= pl->cp[nc].size;
             rc = make_resident(pl, (uint32_t)nc);
             if (rc == 0 && pl_ids_push(&pl->ev[e].places, (uint32_t)nc) < 0) rc = pl_oom(pl);
         }

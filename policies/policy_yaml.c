@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const top_keys[] = {"ferry", "name",        "prefetch", "evict", "keep",
-                                       "load",  "activations", "staging",  "lua",   NULL};
+static const char *const top_keys[] = {"ferry", "name",   "prefetch",    "evict",
+                                       "keep",  "load",   "activations", "staging",
+                                       "lua",   "limits", NULL};
 static const char *const act_keys[] = {"offload", "idle", NULL};
 static const char *const staging_keys[] = {"buffers", NULL};
+static const char *const limits_keys[] = {"instructions", "memory", "seconds", NULL};
 static const char *const load_names[] = {"lazy", "eager"};
 static const char *const offload_names[] = {"host", "nvme"};
 
@@ -49,6 +51,34 @@ static int read_activations(const fy_ydoc *doc, const fy_ynode *node, fy_policy_
     if (idle && (rc = read_count(doc, idle, "activations idle", 1, 1u << 30, &k->activations_idle,
                                  err)) < 0)
         return rc;
+    return 0;
+}
+
+/* `limits: {instructions: 10M, memory: 64MiB, seconds: 10s}`: the Lua sandbox's budgets. */
+static int read_limits(const fy_ydoc *doc, const fy_ynode *node, fy_policy_lua_limits *l,
+                       fy_error *err)
+{
+    int rc = fy_ymap_check(doc, node, limits_keys, "'limits'", err);
+    if (rc < 0) return rc;
+    const fy_ynode *v;
+    if ((v = fy_ymap_get(node, "instructions"))) {
+        double n;
+        if ((rc = fy_ynode_count(doc, v, "limits instructions", &n, err)) < 0) return rc;
+        if (!(n >= 1 && n <= 1e15) || n != (double)(uint64_t)n)
+            return fy_ydoc_error(doc, v, err, FY_ERANGE,
+                                 "limits instructions must be a whole number from 1 to 1e15");
+        l->instructions = (uint64_t)n;
+    }
+    if ((v = fy_ymap_get(node, "memory"))) {
+        if ((rc = fy_ynode_size(doc, v, "limits memory", &l->memory, err)) < 0) return rc;
+        if (l->memory == 0)
+            return fy_ydoc_error(doc, v, err, FY_ERANGE, "limits memory must be more than 0");
+    }
+    if ((v = fy_ymap_get(node, "seconds"))) {
+        if ((rc = fy_ynode_time(doc, v, "limits seconds", &l->seconds, err)) < 0) return rc;
+        if (!(l->seconds > 0))
+            return fy_ydoc_error(doc, v, err, FY_ERANGE, "limits seconds must be more than 0");
+    }
     return 0;
 }
 
@@ -114,6 +144,13 @@ static int read_policy(const fy_ydoc *doc, const char *path, fy_policy_knobs *k,
         if (!*lua) return fy_ydoc_error(doc, v, err, FY_EPARSE, "lua needs a file name");
         k->lua = path ? fy_path_relative_to(path, lua) : strdup(lua);
         if (!k->lua) return fy_error_set(err, FY_ENOMEM, "out of memory");
+    }
+    if ((v = fy_ymap_get(root, "limits"))) {
+        if (!k->lua)
+            return fy_ydoc_error(doc, v, err, FY_EPARSE,
+                                 "'limits' are the budgets of a Lua script, and this policy "
+                                 "has no 'lua:'");
+        if ((rc = read_limits(doc, v, &k->lua_limits, err)) < 0) return rc;
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -154,6 +155,8 @@ static void test_io_reads_any_offset_and_length(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         read_ok(b, io, f, cases[i].offset, mem + cases[i].misalign, cases[i].len);
+    /* Still direct: no chunk was sent to O_DIRECT misaligned (the kernel would refuse it). */
+    assert_int_equal(fy_io_file_direct(f), fs_takes_direct(path));
     b->file_close(io, f);
     b->close(io);
     free(mem);
@@ -243,6 +246,7 @@ static void test_io_write_then_read_back(void **state)
         submit_write_ok(b, io, f, 104096, src + 104096, 500000 - 104096);
         read_ok(b, io, f, 0, back, SIZE);
         read_ok(b, io, f, 3, back + 1, SIZE - 3);
+        assert_int_equal(fy_io_file_direct(f), fs_takes_direct(fy_io_file_path(f)));
         b->file_close(io, f);
     }
     b->close(io);
@@ -351,6 +355,8 @@ static void test_io_write_to_full_device_is_no_space(void **state)
     assert_int_equal(c.status, FY_ENOSPC);
     assert_non_null(strstr(c.detail, "/dev/full"));
     assert_non_null(strstr(c.detail, "write"));
+    /* 25 chunks failed, one completion: nothing more to wait for. */
+    assert_int_equal(b->wait(io, &c, 1, &err), FY_ESTATE);
     b->file_close(io, f);
     b->close(io);
     free(buf);
@@ -447,6 +453,27 @@ static void test_io_watched_eventfd_wakes_wait(void **state)
     close(efd);
 }
 
+/* A watched fd that breaks (here a pipe whose writer is gone: readable, but reads 0 bytes)
+ * is reported once, with its tag, and then no longer watched. */
+static void test_io_broken_watch_is_reported_once(void **state)
+{
+    const fy_io_backend *b = backend_of(state);
+    fy_io *io = open_io(b, (fy_io_config){0});
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fy_error err = {0};
+    assert_int_equal(b->watch_fd(io, p[0], 31, &err), 0);
+    close(p[1]);
+    fy_io_completion c = wait_one(b, io);
+    assert_int_equal(c.tag, 31);
+    assert_true(c.watch);
+    assert_int_equal(c.status, FY_EIO);
+    assert_non_null(strstr(c.detail, "watched fd"));
+    assert_int_equal(b->wait(io, &c, 1, &err), FY_ESTATE);
+    b->close(io);
+    close(p[0]);
+}
+
 static void test_io_watch_and_requests_share_wait(void **state)
 {
     const fy_io_backend *b = backend_of(state);
@@ -481,7 +508,8 @@ static void test_io_watch_and_requests_share_wait(void **state)
     fy_test_scratch_remove(dir);
 }
 
-/* Our threads: the kernel's io_uring workers ("iou-wrk-*") come and go on their own. */
+/* Our threads. The kernel's io_uring workers come and go on their own (and carry our name
+ * for a moment after they start), so they are told apart by PF_IO_WORKER in their flags. */
 static int thread_count(void)
 {
     int n = 0;
@@ -489,12 +517,17 @@ static int thread_count(void)
     assert_non_null(d);
     struct dirent *e;
     while ((e = readdir(d))) {
-        char path[300], comm[64] = "";
+        char path[300], line[1024];
         if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
         FILE *f = fopen(path, "r");
-        if (f && fgets(comm, sizeof comm, f) && strncmp(comm, "iou-", 4) != 0) n++;
-        if (f) fclose(f);
+        if (!f) continue; /* it ended meanwhile */
+        char *close_paren = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+        fclose(f);
+        unsigned long flags = 0;
+        if (close_paren && sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
+            !(flags & 0x10 /* PF_IO_WORKER */))
+            n++;
     }
     closedir(d);
     return n;
@@ -510,6 +543,9 @@ static void test_io_close_with_requests_in_flight_releases_all(void **state)
     for (int direct = 0; direct <= 1; direct++) {
         fy_io *io = open_io(
             b, (fy_io_config){.queue_depth = 4, .chunk_size = 8192, .allow_direct = direct});
+        fy_io_info info;
+        b->info(io, &info); /* the count sees the backend's own threads */
+        assert_int_equal(thread_count(), threads_before + (int)info.workers);
         fy_io_file *f = open_file(b, io, path, FY_IO_READ);
         fy_io_file *t = open_file(b, io, dir, FY_IO_CREATE_TEMP);
         int efd = eventfd(0, EFD_CLOEXEC);
@@ -554,46 +590,100 @@ static void test_io_file_closed_early_completes_its_requests(void **state)
     fy_test_scratch_remove(dir);
 }
 
+/* Reads into and around a registered region without cmocka's asserts, so that it can run in
+ * a child: returns 0, or the line of the check that failed. */
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) return __LINE__;                                                              \
+    } while (0)
+
+static int read_check(const fy_io_backend *b, fy_io *io, fy_io_file *f, uint64_t offset,
+                      uint8_t *buf, size_t len)
+{
+    fy_error err = {0};
+    fy_io_completion c;
+    memset(buf, 0xEE, len);
+    CHECK(b->submit_read(io, f, offset, buf, len, 1, &err) == 0);
+    CHECK(b->wait(io, &c, 1, &err) == 1 && c.status == 0 && c.bytes == len);
+    for (size_t i = 0; i < len; i++)
+        CHECK(buf[i] == pattern(offset + i));
+    return 0;
+}
+
+enum { REGION = 2 << 20 };
+
+static int registered_reads(const fy_io_backend *b, const char *path, uint8_t *region, int want_rc,
+                            const char *want_note)
+{
+    fy_io *io = NULL;
+    fy_error err = {0};
+    fy_io_config cfg = {.chunk_size = 64 * 1024, .allow_direct = true};
+    CHECK(b->open(&cfg, &io, &err) == 0);
+    int rc = b->register_buffer(io, region, REGION, &err);
+    fy_io_info info;
+    b->info(io, &info);
+    CHECK(strcmp(info.backend, b->name) == 0);
+    CHECK(rc == 0 || rc == 1);
+    CHECK(info.buffer_registered == (rc == 1));
+    CHECK(want_rc < 0 || rc == want_rc);
+    CHECK(!want_note || strstr(info.note, want_note));
+    CHECK(b->register_buffer(io, region, REGION, &err) == FY_ESTATE);
+    fy_io_file *f = NULL;
+    CHECK(b->file_open(io, path, FY_IO_READ, &f, &err) == 0);
+    int line = read_check(b, io, f, 0, region, 1 << 20); /* inside the region */
+    if (!line) line = read_check(b, io, f, 4096, region + REGION - 5000, 5000); /* at its end */
+    uint8_t *outside = aligned(1 << 20);
+    if (!line) line = read_check(b, io, f, 77, outside + 77, 500000); /* an ordinary buffer */
+    free(outside);
+    b->close(io);
+    return line;
+}
+
+/* Whether this process may pin memory past RLIMIT_MEMLOCK. */
+static bool has_ipc_lock(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2] = {{0}};
+    return syscall(SYS_capget, &h, d) == 0 &&
+           (d[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32)));
+}
+
 static void test_io_registered_buffer_and_its_refusal(void **state)
 {
     const fy_io_backend *b = backend_of(state);
     char *dir = fy_test_scratch("io");
     char *path = make_file(dir, "data", 1 << 20);
-    enum { REGION = 2 << 20 };
     uint8_t *region = aligned(REGION);
-    struct rlimit saved;
-    assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &saved), 0);
-    for (int refuse = 0; refuse <= 1; refuse++) {
-        if (refuse) { /* a soft limit below the region: the kernel must refuse to pin it */
-            struct rlimit low = {64 * 1024, saved.rlim_max};
-            assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &low), 0);
-        }
-        fy_io *io = open_io(b, (fy_io_config){.chunk_size = 64 * 1024, .allow_direct = true});
-        fy_error err = {0};
-        int rc = b->register_buffer(io, region, REGION, &err);
-        assert_true(rc == 0 || rc == 1);
-        fy_io_info info;
-        b->info(io, &info);
-        assert_string_equal(info.backend, b->name);
-        assert_int_equal(info.buffer_registered, rc == 1);
-        if (b == &fy_io_backend_threads)
-            assert_int_equal(rc, 0);
-        else if (!refuse && (saved.rlim_cur == RLIM_INFINITY || saved.rlim_cur >= 4 * REGION))
-            assert_int_equal(rc, 1); /* room to pin it: registered, chunks go fixed */
-        else if (refuse && geteuid() != 0) {
-            assert_int_equal(rc, 0);
-            assert_non_null(strstr(info.note, "RLIMIT_MEMLOCK"));
-        }
-        assert_int_equal(b->register_buffer(io, region, REGION, &err), FY_ESTATE);
-        fy_io_file *f = open_file(b, io, path, FY_IO_READ);
-        read_ok(b, io, f, 0, region, 1 << 20);                 /* inside the region */
-        read_ok(b, io, f, 4096, region + REGION - 5000, 5000); /* at its very end */
-        uint8_t *outside = aligned(1 << 20);
-        read_ok(b, io, f, 77, outside + 77, 500000); /* an ordinary buffer */
-        free(outside);
-        b->close(io);
+    struct rlimit lim;
+    assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &lim), 0);
+    /* Registered where the limit leaves room; the threads backend never registers. */
+    int want = b == &fy_io_backend_threads ? 0 : -1;
+    if (want < 0 && (has_ipc_lock() || lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= 4 * REGION))
+        want = 1;
+    int line = registered_reads(b, path, region, want, NULL);
+    if (line) fail_msg("check at line %d failed", line);
+
+    /* A child without CAP_IPC_LOCK and with a limit below the region: refused, plain reads. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2] = {{0}};
+        if (syscall(SYS_capget, &h, d) != 0) _exit(255);
+        d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+        struct rlimit low = {64 * 1024, lim.rlim_max};
+        if (syscall(SYS_capset, &h, d) != 0 || setrlimit(RLIMIT_MEMLOCK, &low) != 0) _exit(255);
+        _exit(registered_reads(b, path, region, 0,
+                               b == &fy_io_backend_threads ? NULL : "RLIMIT_MEMLOCK") &
+              0xff);
     }
-    assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &saved), 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("refusal child: %s", WEXITSTATUS(status) == 255
+                                          ? "cannot drop CAP_IPC_LOCK"
+                                          : "a check failed (line mod 256 in the exit code)");
     free(region);
     free(path);
     fy_test_scratch_remove(dir);
@@ -742,6 +832,7 @@ int main(void)
         BOTH(test_io_direct_refused_at_run_time_reads_buffered),
         BOTH(test_io_watched_eventfd_wakes_wait),
         BOTH(test_io_watch_and_requests_share_wait),
+        BOTH(test_io_broken_watch_is_reported_once),
         BOTH(test_io_close_with_requests_in_flight_releases_all),
         BOTH(test_io_file_closed_early_completes_its_requests),
         BOTH(test_io_registered_buffer_and_its_refusal),

@@ -92,31 +92,6 @@ static int no_stream(const fy_kernel_call *call, fy_error *err)
                         fy_cpu_op_label(call, label, sizeof label));
 }
 
-/* As the CPU kernels: an output may be exactly an input (same dtype and size), never a
- * partial overlap. */
-static int check_alias(const fy_kernel_call *call, const fy_cpu_operand *out,
-                       const fy_cpu_operand *in, fy_error *err)
-{
-    if (!fy_cpu_overlap(out->data, out->size, in->data, in->size)) return 0;
-    if (out->data == in->data && out->dtype == in->dtype && out->size == in->size) return 0;
-    char label[160];
-    return fy_error_set(err, FY_EINVAL,
-                        "%s: output %s partly overlaps input %s; only the same buffer in the "
-                        "same dtype can be updated in place",
-                        fy_cpu_op_label(call, label, sizeof label), out->name, in->name);
-}
-
-static int count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
-                          const fy_cpu_operand *y, fy_error *err)
-{
-    char label[160];
-    return fy_error_set(err, FY_EINVAL,
-                        "%s: %s has %" PRIu64 " elements and %s has %" PRIu64
-                        "; elementwise operands need the same count",
-                        fy_cpu_op_label(call, label, sizeof label), x->name, x->count, y->name,
-                        y->count);
-}
-
 int fy_cuda_kernel_relu(const fy_kernel_call *call, fy_error *err)
 {
     int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
@@ -125,8 +100,8 @@ int fy_cuda_kernel_relu(const fy_kernel_call *call, fy_error *err)
     if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &x, err)) < 0 ||
         (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &y, err)) < 0)
         return rc;
-    if (x.count != y.count) return count_mismatch(call, &x, &y, err);
-    if ((rc = check_alias(call, &y, &x, err)) < 0) return rc;
+    if (x.count != y.count) return fy_cpu_count_mismatch(call, &x, &y, err);
+    if ((rc = fy_cpu_check_alias(call, &y, &x, err)) < 0) return rc;
     if (!call->stream) return no_stream(call, err);
     return launched(call,
                     fy_cuda_launch_relu(x.data, x.dtype == FY_DTYPE_BF16, y.data,
@@ -143,9 +118,9 @@ int fy_cuda_kernel_add(const fy_kernel_call *call, fy_error *err)
         (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
         (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
         return rc;
-    if (a.count != b.count) return count_mismatch(call, &a, &b, err);
-    if (a.count != c.count) return count_mismatch(call, &a, &c, err);
-    if ((rc = check_alias(call, &c, &a, err)) < 0 || (rc = check_alias(call, &c, &b, err)) < 0)
+    if (a.count != b.count) return fy_cpu_count_mismatch(call, &a, &b, err);
+    if (a.count != c.count) return fy_cpu_count_mismatch(call, &a, &c, err);
+    if ((rc = fy_cpu_check_alias(call, &c, &a, err)) < 0 || (rc = fy_cpu_check_alias(call, &c, &b, err)) < 0)
         return rc;
     if (!call->stream) return no_stream(call, err);
     return launched(call,
@@ -234,70 +209,15 @@ int fy_cuda_kernel_spin(const fy_kernel_call *call, fy_error *err)
 
 /* ---- matmul ---- */
 
-static bool shape_product(const fy_tensor *t, int count, uint64_t *out)
-{
-    uint64_t n = 1;
-    bool overflow = false;
-    for (int i = 0; i < count; i++)
-        overflow |= __builtin_mul_overflow(n, t->shape[i], &n);
-    *out = n;
-    return !overflow;
-}
-
 int fy_cuda_kernel_matmul(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 2, 1, "[A, B] -> [C]", err);
+    fy_matmul_operands mo;
+    int rc = fy_matmul_check(call, &mo, err);
     if (rc < 0) return rc;
-    fy_cpu_operand a, b, c;
-    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &a, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
-        return rc;
-    char label[160], sa[200], sb[200], sc[200];
+    const fy_cpu_operand a = mo.a, b = mo.b, c = mo.c;
+    const uint64_t m = mo.m, k = mo.k, n = mo.n, mn = m * n; /* checked not to overflow */
+    char label[160];
     fy_cpu_op_label(call, label, sizeof label);
-    if (!a.tensor || a.tensor->rank < 1)
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: A (%s) has no shape; matmul needs the shapes of A and B", label,
-                            a.name);
-    if (!b.tensor || b.tensor->rank != 2)
-        return fy_error_set(err, FY_EINVAL, "%s: B (%s) has %s%s; matmul needs B as [K, N]", label,
-                            b.name, b.tensor && b.tensor->rank ? "shape " : "no shape",
-                            b.tensor && b.tensor->rank ? fy_cpu_shape_text(b.tensor, sb, sizeof sb)
-                                                       : "");
-    const fy_tensor *ta = a.tensor, *tb = b.tensor, *tc = c.tensor;
-    uint64_t m, k = ta->shape[ta->rank - 1], n = tb->shape[1], mn;
-    shape_product(ta, ta->rank - 1, &m);
-    fy_cpu_shape_text(ta, sa, sizeof sa);
-    fy_cpu_shape_text(tb, sb, sizeof sb);
-    if (tb->shape[0] != k)
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: A (%s) is %s and B (%s) is %s: the inner dimensions differ", label,
-                            a.name, sa, b.name, sb);
-    if (__builtin_mul_overflow(m, n, &mn))
-        return fy_error_set(err, FY_ERANGE, "%s: C of A (%s) %s times B (%s) %s is too large",
-                            label, a.name, sa, b.name, sb);
-    bool c_fits = c.count == mn;
-    if (c_fits && tc && tc->rank > 0) {
-        uint64_t lead;
-        c_fits =
-            tc->shape[tc->rank - 1] == n && shape_product(tc, tc->rank - 1, &lead) && lead == m;
-    }
-    if (!c_fits) {
-        if (tc && tc->rank > 0) {
-            char shape_c[200];
-            snprintf(sc, sizeof sc, "is %s with", fy_cpu_shape_text(tc, shape_c, sizeof shape_c));
-        } else
-            snprintf(sc, sizeof sc, "has no shape and");
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: C (%s) %s %" PRIu64 " elements, but A (%s) %s times B (%s) %s "
-                            "gives [%" PRIu64 ", %" PRIu64 "]",
-                            label, c.name, sc, c.count, a.name, sa, b.name, sb, m, n);
-    }
-    if (fy_cpu_overlap(c.data, c.size, a.data, a.size) ||
-        fy_cpu_overlap(c.data, c.size, b.data, b.size))
-        return fy_error_set(
-            err, FY_EINVAL, "%s: C (%s) shares memory with %s; matmul cannot run in place", label,
-            c.name, fy_cpu_overlap(c.data, c.size, a.data, a.size) ? a.name : b.name);
     /* cuBLAS's GEMM takes both inputs in one type: bf16 x bf16 -> bf16 or f32 on the tensor
      * cores, f32 x f32 -> f32 in full f32 (no TF32, so it agrees with the CPU to f32
      * rounding). Mixed inputs would need a converted copy, which the arena has no room for. */
@@ -309,11 +229,14 @@ int fy_cuda_kernel_matmul(const fy_kernel_call *call, fy_error *err)
                             label, a.name, fy_cpu_dtype_name(a.dtype, da, sizeof da), b.name,
                             fy_cpu_dtype_name(b.dtype, db, sizeof db), c.name,
                             fy_cpu_dtype_name(c.dtype, dc, sizeof dc));
-    if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+    if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
+        char sa[200], sb[200];
         return fy_error_set(err, FY_ERANGE,
                             "%s: A (%s) %s times B (%s) %s has a dimension above 2^31-1, which "
                             "cuBLAS cannot take",
-                            label, a.name, sa, b.name, sb);
+                            label, a.name, fy_cpu_shape_text(a.tensor, sa, sizeof sa), b.name,
+                            fy_cpu_shape_text(b.tensor, sb, sizeof sb));
+    }
     if (!call->stream) return no_stream(call, err);
     fy_cuda_blas *blas = call->user;
     if (!blas || !blas->handle)

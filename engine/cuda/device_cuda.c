@@ -51,6 +51,9 @@ struct fy_device {
     bool begun;
     void *gpu, *host;
     uint64_t gpu_bytes, host_bytes;
+    /* Arenas kept between runs (cuda_reserve); a run whose arena fits uses them. */
+    void *kept_gpu, *kept_host;
+    uint64_t kept_gpu_bytes, kept_host_bytes;
     cuda_item **live;
     size_t tag_count;
     cudaEvent_t ref;
@@ -170,10 +173,13 @@ fail:
     return rc;
 }
 
+static int cuda_reserve(fy_device *dev, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err);
+
 static void cuda_close(fy_device *dev)
 {
     if (!dev) return;
     if (dev->begun) cuda_run_end(dev);
+    cuda_reserve(dev, 0, 0, NULL);
     for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
         if (dev->stream[s]) cudaStreamDestroy(dev->stream[s]);
     for (size_t i = 0; i < dev->pool_count; i++)
@@ -227,7 +233,10 @@ static int cuda_run_begin(fy_device *dev, fy_device_arenas *arenas, fy_error *er
     char want[32], free_text[32], total_text[32];
     cudaError_t e;
     int rc = 0;
-    if (arenas->gpu_bytes) {
+    bool kept_gpu = arenas->gpu_bytes && arenas->gpu_bytes <= dev->kept_gpu_bytes;
+    bool kept_host = arenas->host_bytes && arenas->host_bytes <= dev->kept_host_bytes;
+    if (kept_gpu) dev->gpu = dev->kept_gpu;
+    if (arenas->gpu_bytes && !kept_gpu) {
         size_t free_bytes = 0, total = 0;
         if ((e = cudaMemGetInfo(&free_bytes, &total)) != cudaSuccess)
             return fy_cuda_fail(err, e, "cudaMemGetInfo", "cuda device");
@@ -248,7 +257,8 @@ static int cuda_run_begin(fy_device *dev, fy_device_arenas *arenas, fy_error *er
                                 want, cudaGetErrorString(e), free_text, total_text, dev->prop.name);
         }
     }
-    if (arenas->host_bytes &&
+    if (kept_host) dev->host = dev->kept_host;
+    if (arenas->host_bytes && !kept_host &&
         (e = cudaHostAlloc(&dev->host, arenas->host_bytes, cudaHostAllocDefault)) != cudaSuccess) {
         cudaGetLastError();
         dev->host = NULL;
@@ -280,10 +290,38 @@ fail:
     dev->ref = NULL;
     free(dev->live);
     dev->live = NULL;
-    if (dev->host) cudaFreeHost(dev->host);
-    if (dev->gpu) cudaFree(dev->gpu);
+    if (dev->host && dev->host != dev->kept_host) cudaFreeHost(dev->host);
+    if (dev->gpu && dev->gpu != dev->kept_gpu) cudaFree(dev->gpu);
     dev->host = dev->gpu = NULL;
     return rc;
+}
+
+static int cuda_reserve(fy_device *dev, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err)
+{
+    if (dev->begun)
+        return fy_error_set(err, FY_ESTATE, "cuda device: cannot reserve arenas during a run");
+    char want[32];
+    void *gpu = NULL, *host = NULL;
+    cudaError_t e;
+    if (gpu_bytes && (e = cudaMalloc(&gpu, gpu_bytes)) != cudaSuccess) {
+        cudaGetLastError();
+        return fy_error_set(err, FY_EDEVICE, "reserving a gpu arena of %s: cudaMalloc failed: %s",
+                            size_text(gpu_bytes, want, sizeof want), cudaGetErrorString(e));
+    }
+    if (host_bytes && (e = cudaHostAlloc(&host, host_bytes, cudaHostAllocDefault)) != cudaSuccess) {
+        cudaGetLastError();
+        if (gpu) cudaFree(gpu);
+        return fy_error_set(err, FY_ENOMEM,
+                            "reserving a host arena of %s: cudaHostAlloc failed: %s",
+                            size_text(host_bytes, want, sizeof want), cudaGetErrorString(e));
+    }
+    if (dev->kept_gpu) cudaFree(dev->kept_gpu);
+    if (dev->kept_host) cudaFreeHost(dev->kept_host);
+    dev->kept_gpu = gpu;
+    dev->kept_host = host;
+    dev->kept_gpu_bytes = gpu_bytes;
+    dev->kept_host_bytes = host_bytes;
+    return 0;
 }
 
 static void cuda_run_end(fy_device *dev)
@@ -296,8 +334,8 @@ static void cuda_run_end(fy_device *dev)
     pthread_mutex_unlock(&dev->lock);
     for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
         cudaStreamSynchronize(dev->stream[s]);
-    cudaFree(dev->gpu);
-    cudaFreeHost(dev->host);
+    if (dev->gpu != dev->kept_gpu) cudaFree(dev->gpu);
+    if (dev->host != dev->kept_host) cudaFreeHost(dev->host);
     cudaGetLastError();
     dev->gpu = dev->host = NULL;
     free(dev->live);
@@ -458,6 +496,7 @@ static const fy_device_backend cuda_backend = {
     .kernels = cuda_kernels,
     .run_begin = cuda_run_begin,
     .run_end = cuda_run_end,
+    .reserve = cuda_reserve,
     .submit = cuda_submit,
     .reap = cuda_reap,
     /* no cancel: work already on a CUDA stream cannot be withdrawn */

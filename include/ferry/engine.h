@@ -166,6 +166,12 @@ typedef struct fy_engine_config {
     const struct fy_io_backend *io_backend;
     /* Tests: the sim device orders its streams itself, as cuda does (see docs/engine.md). */
     bool sim_device_waits;
+    /* Emulation: every compute runs the `spin` kernel for the op's predicted time (its
+     * `time`, else flops / the plan machine's compute rate) instead of its kind's kernel,
+     * so any graph runs — an imported checkpoint's `embedding`/`block`/`head`, a generated
+     * transformer's `attention`, `adam`, ... — and a run measures how fast the plan streams
+     * its real bytes on this machine. Outputs then hold spin's pattern, not results. */
+    bool emulate;
 } fy_engine_config;
 
 typedef struct fy_engine fy_engine;
@@ -222,6 +228,14 @@ typedef struct fy_engine_run_args {
     void (*on_progress)(void *user, const fy_engine_progress *progress);
     double progress_interval_s;
     void *user;
+    /* Verify every weight against its source file as it lands: before the run, the crc32c
+     * of each loaded tensor's bytes in its source file is computed (one more read of those
+     * bytes, dropped from the page cache after); during it, each copy that still holds
+     * those bytes is checked when it arrives — in the host arena after every nvme->host
+     * read, and on the gpu after every host->gpu copy where the host can read gpu memory
+     * and the engine orders the device (sim). A mismatch stops the run with FY_ECHECKSUM
+     * naming the tensor, the copy and the file. */
+    bool verify_weights;
 } fy_engine_run_args;
 
 typedef enum fy_engine_queue {
@@ -259,11 +273,19 @@ typedef struct fy_engine_report {
     uint64_t peak[FY_TIER_COUNT];  /* measured peak of live copies in each arena */
     char device[256];              /* the device's description */
     char io[64];                   /* the io backend */
-    fy_engine_event_time *events;  /* event_count entries; owned, fy_engine_report_free */
+    uint64_t source_bytes;         /* bytes read from weights' source files ... */
+    size_t source_reads;           /* ... by this many loads */
+    size_t verified_count;         /* copies verified against their source (verify_weights) */
+    uint64_t verified_bytes;
+    size_t emulated_count;        /* computes that ran `spin` in their kind's place */
+    fy_engine_event_time *events; /* event_count entries; owned, fy_engine_report_free */
 } fy_engine_report;
 
 /* Runs a plan. The plan is checked first (fy_check_plan); a plan with violations is
- * refused with FY_ECHECK and the checker's first message. On failure the run stops at the
+ * refused with FY_ECHECK and the checker's first message. Then every compute's kernel is
+ * looked up: an op whose kind has no kernel on its device (and no `spin` when emulating)
+ * is refused with FY_ENOENT before anything is allocated, naming the op, its kind and the
+ * way out (register a kernel, or emulate). On failure the run stops at the
  * first error — an io error, a short source file, a full disk, a kernel's error, a checksum
  * mismatch — naming the event (id and plan line), tensor, file and cause; in-flight work is
  * drained and everything is freed, the spill file removed. report may be NULL; when given

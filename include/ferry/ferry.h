@@ -20,5 +20,6 @@
 #include "ferry/planner.h"
 #include "ferry/check.h"
 #include "ferry/engine.h"
+#include "ferry/serve.h"
 
 #endif

@@ -69,11 +69,11 @@ typedef struct fy_plan_stats {
     uint64_t bytes_total;
     uint64_t transfers[FY_LINK_COUNT];
     fy_plan_tier_stats tier[FY_TIER_COUNT];
-    /* Planning passes: more than 1 when fragmentation made an arena exceed its capacity and
-     * the planner tightened that tier's budget and planned again. */
+    /* Planning passes: always 1 now that copies are placed online within the budget (kept
+     * for callers that print it). */
     unsigned passes;
     double seconds; /* wall-clock time fy_plan_make took */
-    /* Notes for people (policy hooks' log, budget tightening), one per line, malloc'ed;
+    /* Notes for people (the policy hooks' log), one per line, malloc'ed;
      * NULL when none. Free with fy_plan_stats_free. */
     char *log;
 } fy_plan_stats;

@@ -67,6 +67,15 @@ typedef enum fy_load_mode {
                          small for that is an FY_EINFEASIBLE error naming the bytes missing */
 } fy_load_mode;
 
+/* Budgets of the Lua sandbox, for each hook call and for the script's main chunk: VM
+ * instructions (plus charges for work done in C), bytes the script's Lua state may hold, and
+ * a wall-clock backstop. 0 keeps the default: 10M instructions, 64 MiB, 10 s. */
+typedef struct fy_policy_lua_limits {
+    uint64_t instructions;
+    uint64_t memory;
+    double seconds;
+} fy_policy_lua_limits;
+
 typedef struct fy_policy_knobs {
     /* Loads for op i+N are issued before compute i (they overlap compute i). 0: just in time. */
     unsigned prefetch;
@@ -86,6 +95,8 @@ typedef struct fy_policy_knobs {
     unsigned staging_buffers;
     /* A Lua script adding hooks (resolved against the policy file's folder), or NULL. */
     const char *lua;
+    /* The Lua sandbox's budgets per hook call (YAML `limits:`); 0 fields take the defaults. */
+    fy_policy_lua_limits lua_limits;
 } fy_policy_knobs;
 
 /* The defaults: prefetch 1, belady, lazy, no keep, no activation offload, no staging. */
@@ -161,6 +172,26 @@ typedef struct fy_policy_hooks {
     int (*blame)(void *ctx, const char *hook, fy_error *err);
     void (*destroy)(void *ctx);
 } fy_policy_hooks;
+
+/* ---- Lua policies (policies/lua_policy*.c; the ctx API is in docs/writing-policies.md) -- */
+
+/* Attaches the hooks of the policy's Lua script (knobs->lua) to policy: loads it into a
+ * sandbox, runs its main chunk and hooks up the global functions prefetch, victim and
+ * after_op that it defines. limits overrides the knobs' lua_limits field by field (NULL, or
+ * a 0 field: keep). Returns 0 and does nothing when the policy names no script. Errors
+ * (with the script's file:line): FY_EIO/FY_ENOENT reading it, FY_EPARSE for a syntax error,
+ * FY_ESCRIPT for an error or a spent budget in the main chunk, a precompiled chunk, a
+ * script that defines none of the hooks or a hook that is not a function; FY_EINVAL for
+ * bad limits. Each planning run (fy_plan_make, and each of its passes) starts the script
+ * afresh from its source text, so no state carries over between runs. */
+int fy_policy_attach_lua(fy_policy *policy, const fy_policy_lua_limits *limits, fy_error *err);
+/* The same with the script given as text; name stands for its file in messages. The
+ * policy's knobs->lua is not consulted (it may be NULL). */
+int fy_policy_attach_lua_string(fy_policy *policy, const char *name, const char *text, size_t len,
+                                const fy_policy_lua_limits *limits, fy_error *err);
+/* fy_policy_load, then fy_policy_attach_lua: what `ferry plan --policy FILE` does. */
+int fy_policy_open(const char *path, const fy_policy_lua_limits *limits, fy_policy **out,
+                   fy_error *err);
 
 /* Attaches hooks (copied; the policy owns ctx from now on and calls destroy(ctx) when it is
  * destroyed or when other hooks replace these). */
