@@ -9,6 +9,7 @@
 #include "plans/plan_gen.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 typedef struct tally {
     unsigned fast, declined, errors;
@@ -110,25 +111,33 @@ static void corpus_free(corpus *c)
     free(c->len);
 }
 
-static void add_fixtures(corpus *c)
+/* Every .yaml file under tests/data, its folders walked recursively. */
+static void add_folder(corpus *c, const char *dir)
 {
-    static const char *const folders[] = {"graphs", "plans", "policies"};
-    for (size_t f = 0; f < sizeof folders / sizeof *folders; f++) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s/%s", FY_TEST_DATA, folders[f]);
-        DIR *d = opendir(dir);
-        assert_non_null(d);
-        for (struct dirent *e; (e = readdir(d));) {
-            size_t n = strlen(e->d_name);
-            if (n < 5 || strcmp(e->d_name + n - 5, ".yaml") != 0) continue;
-            char path[8192], *text = NULL;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        size_t n = strlen(e->d_name);
+        if (S_ISDIR(st.st_mode)) {
+            add_folder(c, path);
+        } else if (n >= 5 && strcmp(e->d_name + n - 5, ".yaml") == 0) {
+            char *text = NULL;
             size_t len = 0;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             assert_int_equal(fy_file_read_all_for_test(path, &text, &len), 0);
             corpus_add(c, text, len);
         }
-        closedir(d);
     }
+    closedir(d);
+}
+
+static void add_fixtures(corpus *c)
+{
+    add_folder(c, FY_TEST_DATA);
     assert_true(c->count > 50);
 }
 
