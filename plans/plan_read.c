@@ -37,6 +37,7 @@ static const unsigned kind_needs[FY_EVENT_KIND_COUNT] = {
     [FY_EVENT_COMPUTE] = BIT(K_ID) | BIT(K_DO) | BIT(K_OP),
 };
 
+/* strlen of each key_names[k]: keys are matched by length, then bytes. */
 static const uint32_t key_lengths[K_COUNT] = {2, 2, 6, 2, 4, 2, 2, 5};
 
 static int classify_key(const fy_ynode *key)
@@ -275,9 +276,8 @@ static int read_places(reader *r, const fy_ynode *map, uint64_t id, fy_event *ev
         p->name = t >= 0 ? fy_graph_tensor(g, (size_t)t)->name
                          : fy_plan_pool_strdup(r->plan, key->u.text);
         if (!p->name) return fy_error_set(err, FY_ENOMEM, "out of memory");
-        if ((rc = read_u64(r, fy_ymap_value(map, i), "at of compute", &id, true, &p->offset, err)) <
-            0)
-            return rc;
+        rc = read_u64(r, fy_ymap_value(map, i), "at of compute", &id, true, &p->offset, err);
+        if (rc < 0) return rc;
     }
     ev->places = r->places;
     ev->place_count = map->count;
