@@ -43,6 +43,10 @@ static void usage(FILE *out)
             "  --chunk SIZE    io chunk size (default 1MiB); --depth N: chunks in flight (32)\n"
             "  --threads N     CPU threads per kernel (default: all)\n"
             "  --buffered      never use O_DIRECT\n"
+            "  --no-pin        leave the input buffers pageable (cuda pins them for the run)\n"
+            "  --warmup N      run the plan N times first, untimed (default 0)\n"
+            "  --repeat N      timed runs (default 1); the report and trace are the run of\n"
+            "                  median wall time, and every run's wall time is listed\n"
             "  --quiet         no progress line and no report\n\n"
             "The report ends with the bytes read from weights' source files (a checkpoint\n"
             "streamed by the plan) and, with --verify-weights, how many copies were verified.\n");
@@ -207,6 +211,15 @@ static void print_report(const char *plan_path, const fy_engine_report *r, const
 {
     char a[32], b[32], c[32];
     printf("ran %s on %s; io: %s\n", plan_path, r->device, r->io);
+    if (r->pinned_bytes || r->unpinned_bytes) {
+        printf("  input buffers page-locked for the run: %s in %s (before the clock started)",
+               fy_size_format_human(r->pinned_bytes, a, sizeof a),
+               fy_time_format(r->pin_s, b, sizeof b));
+        if (r->unpinned_bytes)
+            printf("; %s left pageable: %s", fy_size_format_human(r->unpinned_bytes, c, sizeof c),
+                   r->pin_note);
+        printf("\n");
+    }
     printf("  wall time %s", fy_time_format(r->wall_s, a, sizeof a));
     if (pr)
         printf("   (predicted %s)", fy_time_format(pr->wall_s, b, sizeof b));
@@ -251,6 +264,65 @@ static void print_report(const char *plan_path, const fy_engine_report *r, const
                r->verified_count, (unsigned long long)r->verified_bytes);
 }
 
+/* ---- repeated runs ----------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs the plan warmup + repeat times; keeps in rep the timed run of median wall time (the
+ * lower middle one for an even count) and, with more than one run, lists the wall times. */
+static int run_repeated(fy_engine *eng, const fy_plan *plan, const fy_engine_run_args *args,
+                        size_t warmup, size_t repeat, bool quiet, fy_engine_report *rep,
+                        progress_state *ps)
+{
+    fy_engine_report *runs = calloc(repeat, sizeof *runs);
+    double *sorted = calloc(repeat, sizeof *sorted);
+    if (!runs || !sorted) {
+        free(runs);
+        free(sorted);
+        return fy_cli_fail("run", "out of memory");
+    }
+    int rc = 0;
+    for (size_t k = 0; k < warmup + repeat && rc == 0; k++) {
+        fy_engine_report r = {0};
+        fy_error err = {0};
+        int run_rc = fy_engine_run(eng, plan, args, &r, &err);
+        if (ps->drawn) fprintf(stderr, "\r\033[K");
+        *ps = (progress_state){0};
+        if (run_rc < 0)
+            rc = fy_cli_report(&err);
+        else if (k < warmup)
+            fy_engine_report_free(&r);
+        else
+            runs[k - warmup] = r;
+    }
+    if (rc == 0) {
+        for (size_t k = 0; k < repeat; k++)
+            sorted[k] = runs[k].wall_s;
+        qsort(sorted, repeat, sizeof *sorted, cmp_double);
+        double median = sorted[(repeat - 1) / 2];
+        size_t pick = 0;
+        while (runs[pick].wall_s != median)
+            pick++;
+        *rep = runs[pick];
+        runs[pick] = (fy_engine_report){0};
+        if (!quiet && (repeat > 1 || warmup)) {
+            printf("runs: %zu timed after %zu warm-up; wall times (ms):", repeat, warmup);
+            for (size_t k = 0; k < repeat; k++)
+                printf(" %.3f", (k == pick ? rep : &runs[k])->wall_s * 1e3);
+            printf("; median %.3f ms\n", median * 1e3);
+        }
+    }
+    for (size_t k = 0; k < repeat; k++)
+        fy_engine_report_free(&runs[k]);
+    free(runs);
+    free(sorted);
+    return rc;
+}
+
 /* ---- the command ------------------------------------------------------------------- */
 
 /* Runs the checker and prints its errors as `ferry check` does, on stderr. Returns
@@ -285,6 +357,9 @@ enum {
     OPT_DEPTH,
     OPT_THREADS,
     OPT_BUFFERED,
+    OPT_NO_PIN,
+    OPT_WARMUP,
+    OPT_REPEAT,
     OPT_QUIET,
     OPT_EMULATE,
     OPT_VERIFY
@@ -303,6 +378,9 @@ int fy_cmd_run(int argc, char **argv)
         {"depth", required_argument, 0, OPT_DEPTH},
         {"threads", required_argument, 0, OPT_THREADS},
         {"buffered", no_argument, 0, OPT_BUFFERED},
+        {"no-pin", no_argument, 0, OPT_NO_PIN},
+        {"warmup", required_argument, 0, OPT_WARMUP},
+        {"repeat", required_argument, 0, OPT_REPEAT},
         {"quiet", no_argument, 0, OPT_QUIET},
         {"emulate", no_argument, 0, OPT_EMULATE},
         {"verify-weights", no_argument, 0, OPT_VERIFY},
@@ -312,7 +390,7 @@ int fy_cmd_run(int argc, char **argv)
     fy_engine_config cfg = {0};
     const char *trace = NULL, *inputs = NULL, *outputs = NULL;
     bool quiet = false, verify = false;
-    uint64_t v;
+    uint64_t v, warmup = 0, repeat = 1;
     int c, rc = 0;
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -352,6 +430,18 @@ int fy_cmd_run(int argc, char **argv)
             break;
         case OPT_BUFFERED:
             cfg.buffered_io = true;
+            break;
+        case OPT_NO_PIN:
+            cfg.keep_pageable = true;
+            break;
+        case OPT_WARMUP:
+            rc = fy_cli_uint("run", "--warmup", optarg, &warmup);
+            if (rc == 0 && warmup > 1000) rc = fy_cli_fail("run", "--warmup must be at most 1000");
+            break;
+        case OPT_REPEAT:
+            rc = fy_cli_uint("run", "--repeat", optarg, &repeat);
+            if (rc == 0 && (repeat == 0 || repeat > 1000))
+                rc = fy_cli_fail("run", "--repeat must be between 1 and 1000");
             break;
         case OPT_QUIET:
             quiet = true;
@@ -404,12 +494,8 @@ int fy_cmd_run(int argc, char **argv)
                                .on_progress = live ? on_progress : NULL,
                                .progress_interval_s = 0.1,
                                .verify_weights = verify};
-    int run_rc = fy_engine_run(eng, plan, &args, &rep, &err);
-    if (ps.drawn) fprintf(stderr, "\r\033[K");
-    if (run_rc < 0) {
-        rc = fy_cli_report(&err);
-        goto done;
-    }
+    rc = run_repeated(eng, plan, &args, (size_t)warmup, (size_t)repeat, quiet, &rep, &ps);
+    if (rc) goto done;
     if (!quiet) print_report(plan_path, &rep, NULL, verify);
     if (trace && fy_engine_report_trace(&rep, plan, trace, &err) < 0) {
         rc = fy_cli_report(&err);

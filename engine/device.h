@@ -37,7 +37,8 @@
  *   and to submit; host_base is host memory the engine reads and writes directly and the io
  *   backend registers (pinned for cuda). Arenas of 0 bytes may be NULL. H2D sources and D2H
  *   destinations lie in the host arena or in the caller's memory (an input's home copy):
- *   cuda must accept pageable memory there too.
+ *   cuda must accept pageable memory there too. The engine page-locks such caller memory
+ *   with pin() for the run when the device has it (outside the measured time).
  * - Kernels. kernels() is the registry of the device's ops (CPU kernels for sim, CUDA
  *   kernels for cuda); the engine adds the user's kernels to it. A compute item runs
  *   fy_kernel_run(kernels, call) with call->stream set to the device's compute stream
@@ -102,7 +103,7 @@ typedef struct fy_device_done {
     char message[FY_ERROR_MESSAGE_MAX]; /* on failure: what failed and why */
 } fy_device_done;
 
-/* A backend. Every slot is mandatory except cancel. */
+/* A backend. Every slot is mandatory except cancel, pin and unpin. */
 typedef struct fy_device_backend {
     const char *name;
     /* Opens the device (cuda: picks the GPU, creates streams). FY_EUNSUPPORTED when the
@@ -131,6 +132,13 @@ typedef struct fy_device_backend {
      * and run_end leaves them. 0 and 0 give them back (close does too). FY_ESTATE during a
      * run; on failure the previous reservation stays. */
     int (*reserve)(fy_device *dev, uint64_t gpu_bytes, uint64_t host_bytes, fy_error *err);
+    /* Optional (cuda): page-locks the caller's memory [ptr, ptr + size) so that copies from
+     * it run at the link's rate, not through the driver's pageable staging. Returns 1 when
+     * pinned here (unpin must follow, after the run's work is over), 0 when left as it was
+     * because it is page-locked already (its owner pinned it: nothing to undo), or a negative
+     * status with the device's reason: the memory stays pageable and copies still work. */
+    int (*pin)(fy_device *dev, void *ptr, size_t size, fy_error *err);
+    void (*unpin)(fy_device *dev, void *ptr);
 } fy_device_backend;
 
 extern const fy_device_backend fy_device_backend_sim;

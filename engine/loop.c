@@ -2,8 +2,9 @@
  * blocking point, the io backend's wait(), which reports io completions and the eventfd
  * that the device and the workers write. An event runs in up to three stages: a checksum of
  * its source (pre), its transfer or op (main), a checksum of its destination (post).
- * Invariants: an event is DONE only after its stream predecessor is DONE (so a stream edge
- * in the plan's happens-before also holds for completion); nothing is issued after the
+ * Invariants: an event is DONE only after its stream predecessor and its `after` events are
+ * DONE (so the plan's happens-before also holds for completion, even when a device that orders
+ * its own work reports a compute before the copy it waited for); nothing is issued after the
  * first error; and the loop returns only when no request, device item or job is in flight,
  * so every buffer handed out is free again. */
 #include "engine/loop.h"
@@ -181,14 +182,25 @@ static int host_run(fy_job *job, fy_error *err)
 
 /* ---- completion -------------------------------------------------------------------- */
 
+/* Whether event s, finished on its queue, may be DONE: its stream predecessor is DONE and so is
+ * every `after` event. (With device-side waits a device may report a compute before the copy it
+ * waited for; bookkeeping such as live bytes must still see them in order.) */
+static bool can_be_done(const run *r, size_t s)
+{
+    int64_t prev = r->x->ev[s].stream_prev;
+    return r->st[s] == ST_FINISHED && r->unmet[s] == 0 && (prev < 0 || r->st[prev] == ST_DONE);
+}
+
+/* Marks first DONE, then whatever that makes DONE in turn. An event is marked when pushed,
+ * so none is pushed twice. */
 static void make_done(run *r, size_t first)
 {
     size_t top = 0;
+    r->st[first] = ST_DONE;
     r->work[top++] = first;
     while (top) {
         size_t i = r->work[--top];
         const fy_xev *xe = &r->x->ev[i];
-        r->st[i] = ST_DONE;
         uint64_t now = fy_now_ns();
         if (!r->l->start_ns[i]) r->l->start_ns[i] = now;
         if (!r->l->end_ns[i]) r->l->end_ns[i] = now;
@@ -202,10 +214,15 @@ static void make_done(run *r, size_t first)
         if (r->l->on_event && !r->failed) r->l->on_event(r->l->user, i, 0);
         for (uint32_t k = r->x->succ_start[i]; k < r->x->succ_start[i + 1]; k++) {
             uint32_t s = r->x->succ[k];
-            if (--r->unmet[s] == 0 && r->x->ev[s].queue == FY_Q_NONE) r->work[top++] = s;
+            if (--r->unmet[s] == 0 && (r->x->ev[s].queue == FY_Q_NONE || can_be_done(r, s))) {
+                r->st[s] = ST_DONE;
+                r->work[top++] = s;
+            }
         }
-        if (xe->stream_next >= 0 && r->st[xe->stream_next] == ST_FINISHED)
+        if (xe->stream_next >= 0 && can_be_done(r, (size_t)xe->stream_next)) {
+            r->st[xe->stream_next] = ST_DONE;
             r->work[top++] = (size_t)xe->stream_next;
+        }
     }
 }
 
@@ -213,9 +230,7 @@ static void finish(run *r, size_t i)
 {
     r->st[i] = ST_FINISHED;
     if (!r->l->end_ns[i]) r->l->end_ns[i] = fy_now_ns();
-    int64_t prev = r->x->ev[i].stream_prev;
-    if (prev >= 0 && r->st[prev] != ST_DONE) return; /* done when its predecessor is */
-    make_done(r, i);
+    if (can_be_done(r, i)) make_done(r, i); /* else when its predecessors are */
 }
 
 /* ---- stages ------------------------------------------------------------------------ */

@@ -4,6 +4,8 @@
 #include "test_util.h"
 
 #include "engine_plans.h"
+#include "engine/exec.h"
+#include "ferry/check.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -546,10 +548,85 @@ static void test_engine_open_names_devices_and_refuses_unknown_ones(void **state
     fy_engine_close(NULL);
 }
 
+/* Offloads are checksummed only when a later event reads the host copy back: the activation
+ * offloaded and reloaded gets a checksum made and checked; the output offloaded at the end,
+ * which only the hand-back reads, gets none (it would cost time at the end of every run). */
+static void test_engine_checksums_only_offloads_read_back(void **state)
+{
+    (void)state;
+    static const char graph[] = "ferry: graph/1\n"
+                                "tensors:\n"
+                                "  x: {kind: input, dtype: f32, shape: [4, 4]}\n"
+                                "  w: {kind: weight, dtype: f32, shape: [4, 4]}\n"
+                                "  a: {kind: activation, dtype: f32, shape: [4, 4]}\n"
+                                "  y: {kind: output, dtype: f32, shape: [4, 4]}\n"
+                                "ops:\n"
+                                "  - {name: fc0, kind: matmul, reads: [x, w], writes: [a]}\n"
+                                "  - {name: fc1, kind: matmul, reads: [a, w], writes: [y]}\n";
+    static const char plan[] =
+        "ferry: plan/1\n"
+        "arenas: {gpu: 256, host: 128}\n"
+        "events:\n"
+        "  - {id: 0, do: load, tensor: x, from: host, to: gpu, at: 0}\n"
+        "  - {id: 1, do: load, tensor: w, from: host, to: gpu, at: 64}\n"
+        "  - {id: 2, do: compute, op: fc0, at: {a: 128}, after: [0, 1]}\n"
+        "  - {id: 3, do: offload, tensor: a, from: gpu, to: host, at: 0, after: [2]}\n"
+        "  - {id: 4, do: evict, tensor: a, from: gpu, after: [3]}\n"
+        "  - {id: 5, do: load, tensor: a, from: host, to: gpu, at: 128, after: [4]}\n"
+        "  - {id: 6, do: compute, op: fc1, at: {y: 192}, after: [5]}\n"
+        "  - {id: 7, do: offload, tensor: y, from: gpu, to: host, at: 64, after: [6]}\n";
+    fy_error err = {0};
+    fy_graph *g;
+    fy_plan *p;
+    fy_exec *x;
+    if (fy_graph_load_string("g.yaml", graph, sizeof graph - 1, &g, &err) < 0 ||
+        fy_plan_load_string("p.yaml", plan, sizeof plan - 1, g, &p, &err) < 0)
+        fail_msg("%s", err.message);
+    fy_check_report *rep;
+    assert_int_equal(fy_check_plan(p, NULL, &rep, &err), 0);
+    fy_check_report_destroy(rep);
+    assert_int_equal(fy_exec_build(p, &x, &err), 0);
+    assert_int_equal(x->ev[3].crc_post, FY_CRC_MAKE); /* a: read back by event 5 */
+    assert_int_equal(x->ev[5].crc_pre, FY_CRC_CHECK);
+    assert_int_equal(x->ev[5].slot, x->ev[3].slot);
+    assert_int_equal(x->ev[7].crc_post, FY_CRC_NONE); /* y: only handed back */
+    assert_int_equal(x->final_slot[fy_graph_find_tensor(g, "y")], -1);
+    fy_exec_destroy(x);
+    /* And the run hands y back (unverified) equal to the all-resident run's. */
+    fy_engine *eng;
+    assert_int_equal(fy_engine_open(&(fy_engine_config){.device = "sim"}, &eng, &err), 0);
+    float xin[16], win[16], y1[16] = {0}, y2[16] = {0};
+    for (int i = 0; i < 16; i++) {
+        xin[i] = (float)(i % 5) - 2;
+        win[i] = (float)(i % 3) * 0.5f;
+    }
+    fy_engine_buffer in[] = {{"x", xin, sizeof xin}, {"w", win, sizeof win}};
+    fy_engine_buffer out[] = {{"y", y1, sizeof y1}};
+    fy_engine_run_args a = {.inputs = in, .input_count = 2, .outputs = out, .output_count = 1};
+    assert_int_equal(fy_engine_run(eng, p, &a, NULL, &err), 0);
+    fy_engine_close(eng);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            float acc = 0;
+            for (int k = 0; k < 4; k++) {
+                float ak = 0;
+                for (int j = 0; j < 4; j++)
+                    ak += xin[r * 4 + j] * win[j * 4 + k];
+                acc += ak * win[k * 4 + c];
+            }
+            y2[r * 4 + c] = acc;
+        }
+    for (int i = 0; i < 16; i++)
+        assert_float_equal(y1[i], y2[i], 1e-4);
+    fy_plan_destroy(p);
+    fy_graph_destroy(g);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_engine_checksums_only_offloads_read_back),
         cmocka_unit_test_setup_teardown(test_engine_all_resident_run_matches_reference, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_offloaded_outputs_equal_all_resident, setup,

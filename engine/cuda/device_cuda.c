@@ -1,14 +1,19 @@
 /* The `cuda` device: one cudaMalloc arena on the GPU and one cudaHostAlloc (pinned) arena on
- * the host per run, three non-blocking streams (h2d, d2h, compute) and the CUDA kernels.
+ * the host per run, three non-blocking streams (h2d, d2h, compute) and the CUDA kernels; the
+ * caller's buffers that copies read are page-locked for the run (pin/unpin).
  *
  * Ordering is on the device: every item records an end event after its work, and an item
  * that waits for tags on other streams enqueues cudaStreamWaitEvent on their end events
- * before its own start event, so the engine issues ahead with no host round trip. Each item
- * ends with cudaStreamAddCallback, which publishes the completion under the lock and then adds
- * 1 to the engine's eventfd. cudaLaunchHostFunc is not used on purpose: after a device fault
- * it never runs, so the loop would wait forever; a stream callback runs exactly once, with the
- * error. Invariants: every item whose submit returned 0 is counted in `outstanding` until its
- * callback has run, and its events stay alive until reap() hands it back; `live[tag]` points at
+ * before its own start event, so the engine issues ahead with no host round trip.
+ * Completions: one watcher thread per stream waits for its stream's items in order
+ * (cudaEventSynchronize on the end event, a blocking-sync event, so it sleeps), publishes each
+ * under the lock and then adds 1 to the engine's eventfd. Nothing host-side sits in the streams:
+ * a host function or stream callback after every item (cudaLaunchHostFunc, as first designed,
+ * or cudaStreamAddCallback) holds its stream until the host has run it, which cost 150-550 us
+ * between consecutive copies on the lent H200 (13% of a transfer-bound run). After a device
+ * fault cudaEventSynchronize returns the error, so every item still completes, with it.
+ * Invariants: every item whose submit returned 0 is counted in `outstanding` until its watcher
+ * has published it, and its events stay alive until reap() hands it back; `live[tag]` points at
  * an item from its submit until its reap, so waits on tags already reaped are skipped (they
  * completed). The measured timeline comes from each item's start and end events, read in reap(),
  * relative to a reference event whose host time was taken when the run began. */
@@ -63,7 +68,18 @@ struct fy_device {
     pthread_cond_t idle;
     cuda_item *done_head, *done_tail;
     size_t outstanding;
+    /* The watchers: per stream, the items submitted and not yet published, oldest first. */
+    pthread_cond_t more; /* an item was queued, or stopping */
+    cuda_item *pend_head[FY_DEVICE_STREAM_COUNT], *pend_tail[FY_DEVICE_STREAM_COUNT];
+    pthread_t watcher[FY_DEVICE_STREAM_COUNT];
+    int watcher_count;
+    bool stopping;
 };
+
+typedef struct watch_arg {
+    fy_device *dev;
+    int stream;
+} watch_arg;
 
 static const char *const stream_names[FY_DEVICE_STREAM_COUNT] = {"h2d", "d2h", "compute"};
 
@@ -85,8 +101,9 @@ static int event_get(fy_device *dev, cudaEvent_t *out, fy_error *err)
         *out = dev->pool[--dev->pool_count];
         return 0;
     }
-    cudaError_t e = cudaEventCreate(out);
-    return e == cudaSuccess ? 0 : fy_cuda_fail(err, e, "cudaEventCreate", "cuda device");
+    /* Blocking sync: a watcher waiting on it sleeps instead of spinning a core. */
+    cudaError_t e = cudaEventCreateWithFlags(out, cudaEventBlockingSync);
+    return e == cudaSuccess ? 0 : fy_cuda_fail(err, e, "cudaEventCreateWithFlags", "cuda device");
 }
 
 static void event_put(fy_device *dev, cudaEvent_t ev)
@@ -113,25 +130,43 @@ static void item_free(fy_device *dev, cuda_item *it)
     free(it);
 }
 
-/* The stream callback: no CUDA calls allowed here. Publishes, then wakes the loop. */
-static void CUDART_CB item_done(cudaStream_t stream, cudaError_t status, void *user)
+/* A stream's watcher: waits for each item of its stream in submission order, then publishes
+ * it (under the lock) and wakes the loop (after publishing, so no wake-up is lost). */
+static void *watch(void *arg)
 {
-    (void)stream;
-    cuda_item *it = user;
-    fy_device *dev = it->dev;
-    it->async = status;
+    fy_device *dev = ((watch_arg *)arg)->dev;
+    int s = ((watch_arg *)arg)->stream;
+    free(arg);
+    cudaSetDevice(dev->ordinal);
     pthread_mutex_lock(&dev->lock);
-    if (dev->done_tail)
-        dev->done_tail->next = it;
-    else
-        dev->done_head = it;
-    dev->done_tail = it;
-    dev->outstanding--;
-    pthread_cond_broadcast(&dev->idle);
-    pthread_mutex_unlock(&dev->lock);
-    uint64_t one = 1;
-    while (write(dev->cfg.notify_fd, &one, sizeof one) < 0 && errno == EINTR) {
+    for (;;) {
+        while (!dev->pend_head[s] && !dev->stopping)
+            pthread_cond_wait(&dev->more, &dev->lock);
+        cuda_item *it = dev->pend_head[s];
+        if (!it) break; /* stopping, and nothing left to wait for */
+        pthread_mutex_unlock(&dev->lock);
+        cudaError_t e = it->end_recorded ? cudaEventSynchronize(it->end)
+                                         : cudaStreamSynchronize(dev->stream[s]);
+        pthread_mutex_lock(&dev->lock);
+        dev->pend_head[s] = it->next;
+        if (!dev->pend_head[s]) dev->pend_tail[s] = NULL;
+        it->next = NULL;
+        it->async = e;
+        if (dev->done_tail)
+            dev->done_tail->next = it;
+        else
+            dev->done_head = it;
+        dev->done_tail = it;
+        dev->outstanding--;
+        pthread_cond_broadcast(&dev->idle);
+        pthread_mutex_unlock(&dev->lock);
+        uint64_t one = 1;
+        while (write(dev->cfg.notify_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+        pthread_mutex_lock(&dev->lock);
     }
+    pthread_mutex_unlock(&dev->lock);
+    return NULL;
 }
 
 static void cuda_close(fy_device *dev);
@@ -150,6 +185,7 @@ static int cuda_open(const fy_device_config *cfg, fy_device **out, fy_error *err
     dev->cfg = *cfg;
     pthread_mutex_init(&dev->lock, NULL);
     pthread_cond_init(&dev->idle, NULL);
+    pthread_cond_init(&dev->more, NULL);
     int rc = 0;
     if ((e = cudaSetDevice(dev->ordinal)) != cudaSuccess ||
         (e = cudaGetDeviceProperties(&dev->prop, dev->ordinal)) != cudaSuccess) {
@@ -166,6 +202,21 @@ static int cuda_open(const fy_device_config *cfg, fy_device **out, fy_error *err
         (rc = fy_kernel_registry_create(&dev->reg, err)) < 0 ||
         (rc = fy_cuda_kernels_register(dev->reg, dev->blas, err)) < 0)
         goto fail;
+    for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++) {
+        watch_arg *wa = malloc(sizeof *wa);
+        int perr = wa ? 0 : ENOMEM;
+        if (wa) {
+            *wa = (watch_arg){.dev = dev, .stream = s};
+            perr = pthread_create(&dev->watcher[s], NULL, watch, wa);
+            if (perr) free(wa);
+        }
+        if (perr) {
+            rc = fy_error_set(err, FY_ENOMEM, "cuda device: cannot start the %s watcher: %s",
+                              stream_names[s], strerror(perr));
+            goto fail;
+        }
+        dev->watcher_count++;
+    }
     *out = dev;
     return 0;
 fail:
@@ -179,6 +230,12 @@ static void cuda_close(fy_device *dev)
 {
     if (!dev) return;
     if (dev->begun) cuda_run_end(dev);
+    pthread_mutex_lock(&dev->lock);
+    dev->stopping = true;
+    pthread_cond_broadcast(&dev->more);
+    pthread_mutex_unlock(&dev->lock);
+    for (int s = 0; s < dev->watcher_count; s++)
+        pthread_join(dev->watcher[s], NULL);
     cuda_reserve(dev, 0, 0, NULL);
     for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
         if (dev->stream[s]) cudaStreamDestroy(dev->stream[s]);
@@ -188,6 +245,7 @@ static void cuda_close(fy_device *dev)
     fy_kernel_registry_destroy(dev->reg);
     fy_cuda_blas_destroy(dev->blas);
     pthread_cond_destroy(&dev->idle);
+    pthread_cond_destroy(&dev->more);
     pthread_mutex_destroy(&dev->lock);
     free(dev);
 }
@@ -430,17 +488,16 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
     }
     enqueue_work(dev, it, w);
     it->end_recorded = cudaEventRecord(it->end, s) == cudaSuccess;
-    pthread_mutex_lock(&dev->lock);
-    dev->outstanding++;
-    pthread_mutex_unlock(&dev->lock);
-    if ((e = cudaStreamAddCallback(s, item_done, it, 0)) != cudaSuccess) {
-        pthread_mutex_lock(&dev->lock);
-        dev->outstanding--;
-        pthread_mutex_unlock(&dev->lock);
-        item_free(dev, it);
-        return fy_cuda_fail(err, e, "cudaStreamAddCallback", stream_names[w->kind]);
-    }
     dev->live[w->tag] = it;
+    pthread_mutex_lock(&dev->lock); /* to its watcher */
+    dev->outstanding++;
+    if (dev->pend_tail[w->kind])
+        dev->pend_tail[w->kind]->next = it;
+    else
+        dev->pend_head[w->kind] = it;
+    dev->pend_tail[w->kind] = it;
+    pthread_cond_broadcast(&dev->more);
+    pthread_mutex_unlock(&dev->lock);
     return 0;
 }
 
@@ -488,6 +545,32 @@ static size_t cuda_reap(fy_device *dev, fy_device_done *out, size_t max)
     return n;
 }
 
+/* Caller memory that the engine copies from: page-locked for the run (cudaHostRegister), so
+ * the copy engine reads it directly instead of the driver staging it through its own pinned
+ * buffers, which runs at a fraction of the link's rate. Memory its owner pinned already is
+ * left alone and never unregistered here. */
+static int cuda_pin(fy_device *dev, void *ptr, size_t size, fy_error *err)
+{
+    char bytes[32];
+    struct cudaPointerAttributes attr;
+    if (!ptr || !size) return 0;
+    if (cudaPointerGetAttributes(&attr, ptr) == cudaSuccess && attr.type == cudaMemoryTypeHost)
+        return 0;
+    cudaGetLastError();
+    cudaError_t e = cudaHostRegister(ptr, size, cudaHostRegisterDefault);
+    if (e == cudaSuccess) return 1;
+    cudaGetLastError(); /* a refused registration is not sticky */
+    return fy_error_set(err, FY_EDEVICE, "cudaHostRegister of %s at %p on %s: %s",
+                        size_text(size, bytes, sizeof bytes), ptr, dev->prop.name,
+                        cudaGetErrorString(e));
+}
+
+static void cuda_unpin(fy_device *dev, void *ptr)
+{
+    (void)dev;
+    if (cudaHostUnregister(ptr) != cudaSuccess) cudaGetLastError();
+}
+
 static const fy_device_backend cuda_backend = {
     .name = "cuda",
     .open = cuda_open,
@@ -500,6 +583,8 @@ static const fy_device_backend cuda_backend = {
     .submit = cuda_submit,
     .reap = cuda_reap,
     /* no cancel: work already on a CUDA stream cannot be withdrawn */
+    .pin = cuda_pin,
+    .unpin = cuda_unpin,
 };
 
 int fy_device_backend_cuda(const fy_device_backend **out, fy_error *err)

@@ -172,6 +172,9 @@ typedef struct fy_engine_config {
      * transformer's `attention`, `adam`, ... — and a run measures how fast the plan streams
      * its real bytes on this machine. Outputs then hold spin's pattern, not results. */
     bool emulate;
+    /* Never page-lock the caller's input buffers (see fy_engine_report.pinned_bytes): copies
+     * from them then go through the driver's pageable path, at a fraction of the link. */
+    bool keep_pageable;
 } fy_engine_config;
 
 typedef struct fy_engine fy_engine;
@@ -271,6 +274,16 @@ typedef struct fy_engine_report {
     char stall_cause[256]; /* what the longest stall waited for, e.g. "load 'w3' host->gpu" */
     uint64_t arena[FY_TIER_COUNT]; /* bytes allocated (nvme: the spill file's extent) */
     uint64_t peak[FY_TIER_COUNT];  /* measured peak of live copies in each arena */
+    /* Caller buffers that host->gpu copies read (home copies on host: inputs, weights without
+     * a source) are page-locked by the device for the run (cuda: cudaHostRegister), before
+     * the run's clock starts, and unlocked after it: pinned_bytes of them, in pin_s seconds
+     * (not part of wall_s). Buffers the caller had pinned already count as pinned, at no
+     * cost. unpinned_bytes stayed pageable: keep_pageable was set, or the device refused
+     * (pin_note says why; the run goes on from pageable memory). All 0 on sim, whose "gpu"
+     * is host memory. */
+    uint64_t pinned_bytes, unpinned_bytes;
+    double pin_s;
+    char pin_note[256];
     char device[256];              /* the device's description */
     char io[64];                   /* the io backend */
     uint64_t source_bytes;         /* bytes read from weights' source files ... */
