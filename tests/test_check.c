@@ -554,7 +554,8 @@ static fy_plan *rebuild(const fy_plan *src, const fy_graph *g, const fy_machine 
  * total) to just after event `to`. */
 static size_t *make_order(size_t total, size_t skip, size_t move, size_t to, size_t *n)
 {
-    size_t *order = malloc((total + 1) * sizeof *order), k = 0;
+    size_t *order = calloc(total + 1, sizeof *order), k = 0;
+    assert_non_null(order);
     for (size_t i = 0; i < total; i++) {
         if (i == skip || i == move) continue;
         order[k++] = i;
