@@ -312,7 +312,6 @@ static int run_job(const fy_kernel_call *call, const matmul_job *job, fy_error *
 
 /* ---- the kernel: operands, shapes, dispatch ---- */
 
-
 int fy_cpu_matmul(const fy_kernel_call *call, fy_matmul_isa isa, fy_error *err)
 {
     fy_matmul_operands mo;

@@ -242,8 +242,7 @@ static void start_main(run *r, size_t i);
 static int post_action(const run *r, size_t i)
 {
     int own = r->x->ev[i].crc_post;
-    if (own == FY_CRC_NONE && r->l->verify && r->l->verify[i])
-        return FY_CRC_SOURCE;
+    if (own == FY_CRC_NONE && r->l->verify && r->l->verify[i]) return FY_CRC_SOURCE;
     return own;
 }
 

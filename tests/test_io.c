@@ -554,8 +554,7 @@ static int thread_count_stable(void)
     for (int i = 0; i < 40; i++) {
         usleep(50000);
         int again = thread_count();
-        if (again == n)
-            break;
+        if (again == n) break;
         n = again;
     }
     return n;

@@ -120,7 +120,8 @@ int fy_cuda_kernel_add(const fy_kernel_call *call, fy_error *err)
         return rc;
     if (a.count != b.count) return fy_cpu_count_mismatch(call, &a, &b, err);
     if (a.count != c.count) return fy_cpu_count_mismatch(call, &a, &c, err);
-    if ((rc = fy_cpu_check_alias(call, &c, &a, err)) < 0 || (rc = fy_cpu_check_alias(call, &c, &b, err)) < 0)
+    if ((rc = fy_cpu_check_alias(call, &c, &a, err)) < 0 ||
+        (rc = fy_cpu_check_alias(call, &c, &b, err)) < 0)
         return rc;
     if (!call->stream) return no_stream(call, err);
     return launched(call,

@@ -284,11 +284,11 @@ typedef struct fy_engine_report {
     uint64_t pinned_bytes, unpinned_bytes;
     double pin_s;
     char pin_note[256];
-    char device[256];              /* the device's description */
-    char io[64];                   /* the io backend */
-    uint64_t source_bytes;         /* bytes read from weights' source files ... */
-    size_t source_reads;           /* ... by this many loads */
-    size_t verified_count;         /* copies verified against their source (verify_weights) */
+    char device[256];      /* the device's description */
+    char io[64];           /* the io backend */
+    uint64_t source_bytes; /* bytes read from weights' source files ... */
+    size_t source_reads;   /* ... by this many loads */
+    size_t verified_count; /* copies verified against their source (verify_weights) */
     uint64_t verified_bytes;
     size_t emulated_count;        /* computes that ran `spin` in their kind's place */
     fy_engine_event_time *events; /* event_count entries; owned, fy_engine_report_free */
