@@ -198,18 +198,40 @@ static void on_progress(void *user, const fy_engine_progress *p)
     s->drawn = true;
 }
 
-/* A prediction to print beside the measurement: the simulator fills it once `ferry
- * simulate` exists as a library call; until then NULL, and the column says so. */
+/* The simulator's prediction for the plan on its machine, printed beside the measurement
+ * (the same replay as `ferry simulate PLAN`). */
 typedef struct prediction {
     double wall_s;
     double busy_s[FY_ENGINE_QUEUE_COUNT];
     double stall_s;
 } prediction;
 
+/* Fills pred from the simulator; returns 0, or -1 when it could not run (the report then
+ * says the prediction is not available). */
+static int predict(const fy_plan *plan, prediction *pred)
+{
+    fy_sim *sim;
+    if (fy_simulate(plan, NULL, NULL, &sim, NULL) < 0) return -1;
+    const fy_sim_summary *s = fy_sim_summary_get(sim);
+    pred->wall_s = s->total_s;
+    pred->stall_s = s->stall_s;
+    /* The engine's queues and the simulator's are the same five, in the same order. */
+    _Static_assert(FY_ENGINE_QUEUE_IO == (int)FY_SIM_QUEUE_IO &&
+                       FY_ENGINE_QUEUE_H2D == (int)FY_SIM_QUEUE_H2D &&
+                       FY_ENGINE_QUEUE_D2H == (int)FY_SIM_QUEUE_D2H &&
+                       FY_ENGINE_QUEUE_GPU == (int)FY_SIM_QUEUE_GPU &&
+                       FY_ENGINE_QUEUE_HOST == (int)FY_SIM_QUEUE_HOST,
+                   "engine and simulator queues differ");
+    for (int q = 0; q < FY_ENGINE_QUEUE_COUNT && q < FY_SIM_QUEUE_COUNT; q++)
+        pred->busy_s[q] = s->queue[q].busy_s;
+    fy_sim_destroy(sim);
+    return 0;
+}
+
 static void print_report(const char *plan_path, const fy_engine_report *r, const prediction *pr,
                          bool verify)
 {
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], d[32];
     printf("ran %s on %s; io: %s\n", plan_path, r->device, r->io);
     if (r->pinned_bytes || r->unpinned_bytes) {
         printf("  input buffers page-locked for the run: %s in %s (before the clock started)",
@@ -222,7 +244,8 @@ static void print_report(const char *plan_path, const fy_engine_report *r, const
     }
     printf("  wall time %s", fy_time_format(r->wall_s, a, sizeof a));
     if (pr)
-        printf("   (predicted %s)", fy_time_format(pr->wall_s, b, sizeof b));
+        printf("   (predicted %s on the plan's machine; `ferry simulate` for more)",
+               fy_time_format(pr->wall_s, b, sizeof b));
     else
         printf("   (predicted: not available here; see `ferry simulate`)");
     printf("\n  %-5s %8s %10s %10s %6s %10s %10s\n", "queue", "events", "bytes", "busy", "share",
@@ -237,7 +260,7 @@ static void print_report(const char *plan_path, const fy_engine_report *r, const
                share,
                s->bytes && s->busy_s > 0 ? fy_rate_format((double)s->bytes / s->busy_s, c, sizeof c)
                                          : "-",
-               pr ? fy_time_format(pr->busy_s[q], c, sizeof c) : "-");
+               pr ? fy_time_format(pr->busy_s[q], d, sizeof d) : "-");
     }
     printf("  compute stalls: %s in %zu", fy_time_format(r->stall_s, a, sizeof a), r->stall_count);
     if (r->stall_worst >= 0)
@@ -496,7 +519,10 @@ int fy_cmd_run(int argc, char **argv)
                                .verify_weights = verify};
     rc = run_repeated(eng, plan, &args, (size_t)warmup, (size_t)repeat, quiet, &rep, &ps);
     if (rc) goto done;
-    if (!quiet) print_report(plan_path, &rep, NULL, verify);
+    if (!quiet) {
+        prediction pred, *pr = predict(plan, &pred) == 0 ? &pred : NULL;
+        print_report(plan_path, &rep, pr, verify);
+    }
     if (trace && fy_engine_report_trace(&rep, plan, trace, &err) < 0) {
         rc = fy_cli_report(&err);
         goto done;

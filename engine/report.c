@@ -4,7 +4,7 @@
  * `after` event that completed last before it started. */
 #include "engine/report.h"
 
-#include "core/buf.h"
+#include "ferry/simulate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,77 +129,21 @@ int fy_report_fill(fy_engine_report *r, const fy_exec *x, const fy_loop *l, fy_e
 
 /* ---- Chrome trace ------------------------------------------------------------------ */
 
-typedef struct live_pt {
-    double t;
-    int tier;
-    int64_t delta;
-} live_pt;
-
-static int cmp_live(const void *a, const void *b)
-{
-    const live_pt *x = a, *y = b;
-    return (x->t > y->t) - (x->t < y->t);
-}
-
+/* The measured timeline goes through the simulator's writer, so `ferry run --trace` and
+ * `ferry simulate --trace` give the same tracks, names and counters and open side by side. */
 int fy_engine_report_trace(const fy_engine_report *r, const fy_plan *plan, const char *path,
                            fy_error *err)
 {
-    fy_exec *x;
-    int rc = fy_exec_build(plan, &x, err);
-    if (rc < 0) return rc;
-    if (x->count != r->event_count) {
-        fy_exec_destroy(x);
+    size_t n = fy_plan_event_count(plan);
+    if (n != r->event_count)
         return fy_error_set(err, FY_EINVAL, "the report is of a plan of %zu events, not %zu",
-                            r->event_count, x->count);
-    }
-    fy_buf b = {0};
-    fy_buf_puts(&b, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
-    fy_buf_puts(&b, "{\"ph\": \"M\", \"pid\": 1, \"name\": \"process_name\", \"args\": "
-                    "{\"name\": \"ferry run\"}}");
-    for (int q = 0; q <= FY_Q_COUNT; q++)
-        fy_buf_printf(&b,
-                      ",\n{\"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"name\": "
-                      "\"thread_name\", \"args\": {\"name\": \"%s\"}}",
-                      q + 1, q == FY_Q_NONE ? "evict" : fy_exec_queue_name(q));
-    live_pt *pts = malloc((x->count + 1) * sizeof *pts);
-    size_t np = 0;
-    for (size_t i = 0; i < x->count; i++) {
-        const fy_event *e = fy_plan_event(plan, i);
-        const fy_engine_event_time *t = &r->events[i];
-        char what[200];
-        fy_exec_describe(x, i, what, sizeof what);
-        int q = x->ev[i].queue;
-        fy_buf_puts(&b, ",\n{\"name\": ");
-        fy_buf_json_string(&b, what);
-        if (q == FY_Q_NONE)
-            fy_buf_printf(&b, ", \"ph\": \"i\", \"s\": \"t\", \"ts\": %.3f", t->end_s * 1e6);
-        else
-            fy_buf_printf(&b, ", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f", t->start_s * 1e6,
-                          (t->end_s - t->start_s) * 1e6);
-        fy_buf_printf(&b,
-                      ", \"pid\": 1, \"tid\": %d, \"cat\": \"%s\", \"args\": {\"id\": %llu, "
-                      "\"line\": %u, \"bytes\": %llu}}",
-                      q + 1, fy_event_kind_name(e->kind), (unsigned long long)e->id, e->line,
-                      (unsigned long long)x->ev[i].size);
-        if (pts && x->ev[i].live_tier >= 0)
-            pts[np++] = (live_pt){t->end_s, x->ev[i].live_tier, x->ev[i].live_delta};
-    }
-    if (pts) {
-        qsort(pts, np, sizeof *pts, cmp_live);
-        int64_t live[FY_TIER_COUNT] = {0};
-        for (size_t k = 0; k < np; k++) {
-            live[pts[k].tier] += pts[k].delta;
-            fy_buf_printf(&b,
-                          ",\n{\"name\": \"%s bytes\", \"ph\": \"C\", \"ts\": %.3f, "
-                          "\"pid\": 1, \"args\": {\"live\": %lld}}",
-                          fy_tier_name((fy_tier)pts[k].tier), pts[k].t * 1e6,
-                          (long long)live[pts[k].tier]);
-        }
-    }
-    fy_buf_puts(&b, "\n]}\n");
-    rc = pts ? fy_buf_write_file(&b, path, err) : fy_error_set(err, FY_ENOMEM, "out of memory");
-    free(pts);
-    fy_buf_free(&b);
-    fy_exec_destroy(x);
+                            r->event_count, n);
+    fy_span *spans = malloc((n ? n : 1) * sizeof *spans);
+    if (!spans) return fy_error_set(err, FY_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        spans[i] = (fy_span){r->events[i].start_s, r->events[i].end_s};
+    fy_timeline tl = {.plan = plan, .spans = spans, .title = "ferry run"};
+    int rc = fy_timeline_write_trace(&tl, path, err);
+    free(spans);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include "ferry/policy.h"
 #include "ferry/planner.h"
 #include "ferry/check.h"
+#include "ferry/simulate.h"
 #include "ferry/engine.h"
 #include "ferry/serve.h"
 

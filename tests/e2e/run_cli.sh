@@ -66,7 +66,7 @@ grep -q "predicted" "$tmp/report2" || fail "no place for the prediction"
 grep -Eq "^ +io +4 " "$tmp/report2" || fail "io queue row: $(cat "$tmp/report2")"
 grep -q "nvme" "$tmp/report2" || fail "no nvme arena in the report"
 grep -q '"traceEvents"' "$tmp/trace.json" || fail "trace"
-grep -q "compute 'fc1'" "$tmp/trace.json" || fail "trace lacks events"
+grep -q '"name": "compute fc1"' "$tmp/trace.json" || fail "trace lacks events"
 [ -z "$(ls -A "$tmp/nvme")" ] || fail "spill file left behind: $(ls "$tmp/nvme")"
 ! grep -q $'\r' "$tmp/err2" || fail "progress line written to a file"
 
