@@ -70,6 +70,22 @@ bytes=$(stat -c %s "$WORK/w.bin")
 secs=$(awk '/copied/{for(i=1;i<=NF;i++) if($i ~ /^s,?$/) print $(i-1)}' "$WORK/dd.txt" | head -1)
 awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "{\"what\": \"disk\", \"read\": %.0f}\n", b / s}' >>"$results"
 
+# The machine ferry's prediction uses: this machine's pinned link rates and the weight
+# file's O_DIRECT read rate, measured here (calibration is a machine file, not code).
+"$PY" - "$here" "$WORK/machine.yaml" "$bytes" "$secs" <<'PYEOF'
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from torch_baselines import link_rates
+r = link_rates(torch.device("cuda"))
+disk = float(sys.argv[3]) / float(sys.argv[4])
+with open(sys.argv[2], "w") as f:
+    f.write("ferry: machine/1\n")
+    f.write("gpu: {h2d: %.0fB/s, d2h: %.0fB/s}\n" % (r["h2d"], r["d2h"]))
+    f.write("nvme: {read: %.0fB/s}\n" % disk)
+PYEOF
+echo "== machine for the prediction"; cat "$WORK/machine.yaml"
+export FERRY_MACHINE="$WORK/machine.yaml"
+
 # ferry: plan under the budget with the default policy, check, then run on the GPU.
 ferry_ready=1
 "$FERRY" plan --help >/dev/null 2>&1 || ferry_ready=0

@@ -44,10 +44,11 @@ plan=$WORK/plan-$tag.yaml
 "$FERRY" check "$plan" >&2
 predicted=null
 if "$FERRY" simulate --help >/dev/null 2>&1; then
-    predicted=$("$FERRY" simulate "$plan" --json | "$PY" -c '
+    machine=(); [ -n "${FERRY_MACHINE:-}" ] && machine=(--machine "$FERRY_MACHINE")
+    predicted=$("$FERRY" simulate "$plan" "${machine[@]}" --json | "$PY" -c '
 import json, sys
 d = json.load(sys.stdin)
-for k in ("predicted_s", "time_s", "wall_s", "time", "seconds"):
+for k in ("total_s", "predicted_s", "time_s"):
     if isinstance(d.get(k), (int, float)):
         print(d[k]); break
 else:
