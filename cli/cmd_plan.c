@@ -18,7 +18,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ferry plan GRAPH [--policy P] [--machine M.yaml] [--gpu SIZE] [--host SIZE]\n"
             "                  [--nvme SIZE] [--lua-instructions N] [--lua-memory SIZE]\n"
-            "                  [--lua-seconds TIME] -o PLAN\n"
+            "                  [--lua-seconds TIME] [--search] -o PLAN\n"
             "       ferry plan --sequence A.yaml,B.yaml,A.yaml [options] -o PLAN\n"
             "       ferry plan --trace TRACE [options] -o PLAN\n\n"
             "Turns a graph into a plan (ferry: plan/1) that ferry check accepts.\n\n"
@@ -33,6 +33,9 @@ static void usage(FILE *out)
             "  --gpu SIZE     override the gpu capacity (e.g. 8GiB); likewise --host, --nvme\n"
             "  -o, --output F where to write the plan ('-': standard output)\n"
             "  -q, --quiet    print nothing but errors\n"
+            "  --search       try the policy's knobs over ranges (prefetch, evict, staging,\n"
+            "                 activation offload), print the table, keep the fastest plan\n"
+            "                 (predicted by ferry simulate) that fits (docs/policies.md)\n"
             "  --lua-instructions N  instruction budget per Lua hook call (default 10M)\n"
             "  --lua-memory SIZE     memory budget of the Lua policy (default 64MiB)\n"
             "  --lua-seconds TIME    time limit per Lua hook call (default 10s)\n"
@@ -121,7 +124,8 @@ enum {
     OPT_LUA_MEMORY,
     OPT_LUA_SECONDS,
     OPT_SEQUENCE,
-    OPT_TRACE
+    OPT_TRACE,
+    OPT_SEARCH
 };
 
 /* Parses --lua-instructions N and --lua-seconds TIME. */
@@ -165,6 +169,7 @@ int fy_cmd_plan(int argc, char **argv)
         {"lua-seconds", required_argument, 0, OPT_LUA_SECONDS},
         {"sequence", required_argument, 0, OPT_SEQUENCE},
         {"trace", required_argument, 0, OPT_TRACE},
+        {"search", no_argument, 0, OPT_SEARCH},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
@@ -173,7 +178,7 @@ int fy_cmd_plan(int argc, char **argv)
     const char *policy_arg = "default", *machine_path = NULL, *output = NULL;
     const char *sequence = NULL, *trace = NULL;
     uint64_t cap[FY_TIER_COUNT];
-    bool cap_set[FY_TIER_COUNT] = {false, false, false}, quiet = false;
+    bool cap_set[FY_TIER_COUNT] = {false, false, false}, quiet = false, search = false;
     fy_policy_lua_limits limits = {0};
     int c, rc = 0;
     optind = 1;
@@ -212,6 +217,9 @@ int fy_cmd_plan(int argc, char **argv)
             break;
         case OPT_TRACE:
             trace = optarg;
+            break;
+        case OPT_SEARCH:
+            search = true;
             break;
         case 'o':
             output = optarg;
@@ -270,7 +278,17 @@ int fy_cmd_plan(int argc, char **argv)
     } else if (rc == 0) {
         rc = fy_graph_load(graph_path, &g, &err);
     }
-    if (rc == 0) rc = fy_plan_make(g, &machine, policy, &plan, &stats, &err);
+    fy_search_result found = {0};
+    char *table = NULL;
+    if (rc == 0 && search) {
+        rc = fy_plan_search(g, &machine, policy, &found, &plan, &err);
+        /* The table shows what was tried even when nothing fits. */
+        if (found.count && !(table = fy_search_format(&found)) && rc == 0)
+            rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
+        if (table && !quiet && (rc < 0 || !strcmp(output, "-"))) fputs(table, stderr);
+    } else if (rc == 0) {
+        rc = fy_plan_make(g, &machine, policy, &plan, &stats, &err);
+    }
     if (rc == 0 && !(ref = graph_reference(output, graph_path)))
         rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
     if (rc == 0) rc = fy_plan_save(plan, output, ref, &err);
@@ -279,12 +297,19 @@ int fy_cmd_plan(int argc, char **argv)
         exit_code = fy_cli_report(&err);
     else if (!quiet) {
         FILE *out = strcmp(output, "-") ? stdout : stderr;
-        print_summary(&stats, &machine, fy_policy_name(policy), output, out);
+        if (search) {
+            if (out == stdout) fputs(table, out);
+            fprintf(out, "plan: %zu events -> %s\n  policy %s\n", fy_plan_event_count(plan), output,
+                    fy_plan_policy_name(plan));
+        } else
+            print_summary(&stats, &machine, fy_policy_name(policy), output, out);
         if (seq) {
             fprintf(out, "  sequence graph -> %s\n%s", seq_graph, seq_text ? seq_text : "");
             fy_cli_print_sequence(plan, out);
         }
     }
+    free(table);
+    fy_search_result_free(&found);
     free(seq_graph);
     free(seq_text);
     fy_plan_stats_free(&stats);
