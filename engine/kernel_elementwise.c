@@ -44,14 +44,9 @@ static void narrow(const float *in, size_t first, size_t count, const fy_cpu_ope
 
 int fy_cpu_kernel_relu(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
-    if (rc < 0) return rc;
     fy_cpu_operand x, y;
-    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &x, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &y, err)) < 0)
-        return rc;
-    if (x.count != y.count) return fy_cpu_count_mismatch(call, &x, &y, err);
-    if ((rc = fy_cpu_check_alias(call, &y, &x, err)) < 0) return rc;
+    int rc = fy_relu_check(call, &x, &y, err);
+    if (rc < 0) return rc;
     float v[CHUNK];
     for (size_t at = 0; at < x.count; at += CHUNK) {
         size_t n = x.count - at < CHUNK ? x.count - at : CHUNK;
@@ -65,18 +60,9 @@ int fy_cpu_kernel_relu(const fy_kernel_call *call, fy_error *err)
 
 int fy_cpu_kernel_add(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 2, 1, "[A, B] -> [C]", err);
-    if (rc < 0) return rc;
     fy_cpu_operand a, b, c;
-    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &a, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
-        return rc;
-    if (a.count != b.count) return fy_cpu_count_mismatch(call, &a, &b, err);
-    if (a.count != c.count) return fy_cpu_count_mismatch(call, &a, &c, err);
-    if ((rc = fy_cpu_check_alias(call, &c, &a, err)) < 0 ||
-        (rc = fy_cpu_check_alias(call, &c, &b, err)) < 0)
-        return rc;
+    int rc = fy_add_check(call, &a, &b, &c, err);
+    if (rc < 0) return rc;
     float va[CHUNK], vb[CHUNK];
     for (size_t at = 0; at < a.count; at += CHUNK) {
         size_t n = a.count - at < CHUNK ? a.count - at : CHUNK;
@@ -91,19 +77,9 @@ int fy_cpu_kernel_add(const fy_kernel_call *call, fy_error *err)
 
 int fy_cpu_kernel_copy(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
-    if (rc < 0) return rc;
     fy_cpu_operand x, y;
-    if ((rc = fy_cpu_check_buffer(call, &call->inputs[0], false, 0, &x, err)) < 0 ||
-        (rc = fy_cpu_check_buffer(call, &call->outputs[0], true, 0, &y, err)) < 0)
-        return rc;
-    if (x.size != y.size) {
-        char label[160];
-        return fy_error_set(
-            err, FY_EINVAL,
-            "%s: %s has %" PRIu64 " bytes and %s has %" PRIu64 "; copy needs equal sizes",
-            fy_cpu_op_label(call, label, sizeof label), x.name, x.size, y.name, y.size);
-    }
+    int rc = fy_copy_check(call, &x, &y, err);
+    if (rc < 0) return rc;
     if (x.size && x.data != y.data) memmove(y.data, x.data, x.size);
     return 0;
 }

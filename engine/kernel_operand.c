@@ -277,3 +277,46 @@ int fy_cpu_count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
                         fy_cpu_op_label(call, label, sizeof label), x->name, x->count, y->name,
                         y->count);
 }
+
+int fy_relu_check(const fy_kernel_call *call, fy_cpu_operand *x, fy_cpu_operand *y, fy_error *err)
+{
+    int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
+    if (rc < 0) return rc;
+    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, x, err)) < 0 ||
+        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, y, err)) < 0)
+        return rc;
+    if (x->count != y->count) return fy_cpu_count_mismatch(call, x, y, err);
+    return fy_cpu_check_alias(call, y, x, err);
+}
+
+int fy_add_check(const fy_kernel_call *call, fy_cpu_operand *a, fy_cpu_operand *b,
+                 fy_cpu_operand *c, fy_error *err)
+{
+    int rc = fy_cpu_check_arity(call, 2, 1, "[A, B] -> [C]", err);
+    if (rc < 0) return rc;
+    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, a, err)) < 0 ||
+        (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, b, err)) < 0 ||
+        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, c, err)) < 0)
+        return rc;
+    if (a->count != b->count) return fy_cpu_count_mismatch(call, a, b, err);
+    if (a->count != c->count) return fy_cpu_count_mismatch(call, a, c, err);
+    if ((rc = fy_cpu_check_alias(call, c, a, err)) < 0) return rc;
+    return fy_cpu_check_alias(call, c, b, err);
+}
+
+int fy_copy_check(const fy_kernel_call *call, fy_cpu_operand *x, fy_cpu_operand *y, fy_error *err)
+{
+    int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
+    if (rc < 0) return rc;
+    if ((rc = fy_cpu_check_buffer(call, &call->inputs[0], false, 0, x, err)) < 0 ||
+        (rc = fy_cpu_check_buffer(call, &call->outputs[0], true, 0, y, err)) < 0)
+        return rc;
+    if (x->size != y->size) {
+        char label[160];
+        return fy_error_set(
+            err, FY_EINVAL,
+            "%s: %s has %" PRIu64 " bytes and %s has %" PRIu64 "; copy needs equal sizes",
+            fy_cpu_op_label(call, label, sizeof label), x->name, x->size, y->name, y->size);
+    }
+    return 0;
+}

@@ -62,6 +62,14 @@ int fy_cpu_check_alias(const fy_kernel_call *call, const fy_cpu_operand *out,
 int fy_cpu_count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
                           const fy_cpu_operand *y, fy_error *err);
 
+/* The operands of relu ([X] -> [Y], f32/bf16, equal counts, in place only exactly), add
+ * ([A, B] -> [C], likewise) and copy ([X] -> [Y], equal byte sizes), checked for every
+ * backend alike. */
+int fy_relu_check(const fy_kernel_call *call, fy_cpu_operand *x, fy_cpu_operand *y, fy_error *err);
+int fy_add_check(const fy_kernel_call *call, fy_cpu_operand *a, fy_cpu_operand *b,
+                 fy_cpu_operand *c, fy_error *err);
+int fy_copy_check(const fy_kernel_call *call, fy_cpu_operand *x, fy_cpu_operand *y, fy_error *err);
+
 /* matmul's operands, checked for every backend alike: arity, f32/bf16 types, A [M, K]
  * (leading dims folded into M), B [K, N], C of M x N elements, no overlap of C with A or B. */
 typedef struct fy_matmul_operands {

@@ -94,14 +94,9 @@ static int no_stream(const fy_kernel_call *call, fy_error *err)
 
 int fy_cuda_kernel_relu(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
-    if (rc < 0) return rc;
     fy_cpu_operand x, y;
-    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &x, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &y, err)) < 0)
-        return rc;
-    if (x.count != y.count) return fy_cpu_count_mismatch(call, &x, &y, err);
-    if ((rc = fy_cpu_check_alias(call, &y, &x, err)) < 0) return rc;
+    int rc = fy_relu_check(call, &x, &y, err);
+    if (rc < 0) return rc;
     if (!call->stream) return no_stream(call, err);
     return launched(call,
                     fy_cuda_launch_relu(x.data, x.dtype == FY_DTYPE_BF16, y.data,
@@ -111,18 +106,9 @@ int fy_cuda_kernel_relu(const fy_kernel_call *call, fy_error *err)
 
 int fy_cuda_kernel_add(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 2, 1, "[A, B] -> [C]", err);
-    if (rc < 0) return rc;
     fy_cpu_operand a, b, c;
-    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &a, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
-        return rc;
-    if (a.count != b.count) return fy_cpu_count_mismatch(call, &a, &b, err);
-    if (a.count != c.count) return fy_cpu_count_mismatch(call, &a, &c, err);
-    if ((rc = fy_cpu_check_alias(call, &c, &a, err)) < 0 ||
-        (rc = fy_cpu_check_alias(call, &c, &b, err)) < 0)
-        return rc;
+    int rc = fy_add_check(call, &a, &b, &c, err);
+    if (rc < 0) return rc;
     if (!call->stream) return no_stream(call, err);
     return launched(call,
                     fy_cuda_launch_add(a.data, a.dtype == FY_DTYPE_BF16, b.data,
@@ -133,19 +119,11 @@ int fy_cuda_kernel_add(const fy_kernel_call *call, fy_error *err)
 
 int fy_cuda_kernel_copy(const fy_kernel_call *call, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
-    if (rc < 0) return rc;
     fy_cpu_operand x, y;
-    if ((rc = fy_cpu_check_buffer(call, &call->inputs[0], false, 0, &x, err)) < 0 ||
-        (rc = fy_cpu_check_buffer(call, &call->outputs[0], true, 0, &y, err)) < 0)
-        return rc;
+    int rc = fy_copy_check(call, &x, &y, err);
+    if (rc < 0) return rc;
     char label[160];
     fy_cpu_op_label(call, label, sizeof label);
-    if (x.size != y.size)
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: %s has %" PRIu64 " bytes and %s has %" PRIu64
-                            "; copy needs equal sizes",
-                            label, x.name, x.size, y.name, y.size);
     if (!x.size || x.data == y.data) return 0;
     if (!call->stream) return no_stream(call, err);
     /* cudaMemcpy does not allow overlap: an overlapping move goes in pieces no longer than
