@@ -70,42 +70,16 @@ static int add_request(fy_graph *out, const fy_sequence_model *m, size_t r, cons
         else if (!is_shared[t])
             rc = add_tensor(out, g, t, names[t], err);
     }
-    const char **ops = NULL;
-    size_t cap = 0;
     for (size_t i = 0; rc == 0 && i < nops; i++) {
         const fy_op *op = fy_graph_op(g, i);
-        size_t n = op->read_count + op->write_count;
-        if (n > cap) {
-            const char **grown = realloc(ops, n * sizeof *ops);
-            if (!grown) {
-                rc = fy_error_set(err, FY_ENOMEM, "out of memory");
-                break;
-            }
-            ops = grown;
-            cap = n;
-        }
-        for (uint32_t k = 0; k < op->read_count; k++)
-            ops[k] = names[op->reads[k]];
-        for (uint32_t k = 0; k < op->write_count; k++)
-            ops[op->read_count + k] = names[op->writes[k]];
         char *opname = name_of(m->name, r, false, op->name);
         if (!opname) {
             rc = fy_error_set(err, FY_ENOMEM, "out of memory");
             break;
         }
-        fy_op_desc d = {.name = opname,
-                        .kind = op->kind,
-                        .device = op->device,
-                        .reads = ops,
-                        .read_count = op->read_count,
-                        .writes = ops + op->read_count,
-                        .write_count = op->write_count,
-                        .flops = op->flops,
-                        .time = op->time};
-        rc = fy_graph_add_op(out, &d, err);
+        rc = fy_graph_add_op_from(out, g, i, (const char *const *)names, opname, err);
         free(opname);
     }
-    free(ops);
     for (size_t t = 0; t < nt; t++)
         free(names[t]);
     free(names);

@@ -208,36 +208,8 @@ static int copy_graph(fy_workspace *ws, const fy_graph *g, fy_model *m, fy_error
         if (rc == 0) rc = fy_graph_add_tensor(c, &d, err);
         free(src);
     }
-    const char **names = NULL;
-    size_t names_cap = 0;
-    for (size_t i = 0; rc == 0 && i < fy_graph_op_count(g); i++) {
-        const fy_op *op = fy_graph_op(g, i);
-        size_t n = op->read_count + op->write_count;
-        if (n > names_cap) {
-            const char **grown = realloc(names, n * sizeof *names);
-            if (!grown) {
-                rc = fy_error_set(err, FY_ENOMEM, "out of memory");
-                break;
-            }
-            names = grown;
-            names_cap = n;
-        }
-        for (uint32_t k = 0; k < op->read_count; k++)
-            names[k] = fy_graph_tensor(g, op->reads[k])->name;
-        for (uint32_t k = 0; k < op->write_count; k++)
-            names[op->read_count + k] = fy_graph_tensor(g, op->writes[k])->name;
-        fy_op_desc d = {.name = op->name,
-                        .kind = op->kind,
-                        .device = op->device,
-                        .reads = names,
-                        .read_count = op->read_count,
-                        .writes = names + op->read_count,
-                        .write_count = op->write_count,
-                        .flops = op->flops,
-                        .time = op->time};
-        rc = fy_graph_add_op(c, &d, err);
-    }
-    free(names);
+    for (size_t i = 0; rc == 0 && i < fy_graph_op_count(g); i++)
+        rc = fy_graph_add_op_from(c, g, i, NULL, NULL, err);
     if (rc == 0) rc = fy_graph_validate(c, err);
     /* The buffers' names point into the copy, which lives as long as the model. */
     for (size_t k = 0; rc == 0 && k < m->weight_count; k++)

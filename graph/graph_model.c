@@ -313,6 +313,32 @@ int fy_graph_add_op(fy_graph *g, const fy_op_desc *desc, fy_error *err)
     return fy_graph_add_op_at(g, desc, NULL, err);
 }
 
+int fy_graph_add_op_from(fy_graph *g, const fy_graph *src, size_t index, const char *const *names,
+                         const char *op_name, fy_error *err)
+{
+    const fy_op *op = fy_graph_op(src, index);
+    if (!op) return fy_error_set(err, FY_EINVAL, "graph '%s' has no op %zu", src->name, index);
+    size_t n = (size_t)op->read_count + op->write_count;
+    const char **refs = malloc((n ? n : 1) * sizeof *refs);
+    if (!refs) return fy_error_set(err, FY_ENOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        uint32_t t = k < op->read_count ? op->reads[k] : op->writes[k - op->read_count];
+        refs[k] = names ? names[t] : src->tensors[t].name;
+    }
+    fy_op_desc d = {.name = op_name ? op_name : op->name,
+                    .kind = op->kind,
+                    .device = op->device,
+                    .reads = refs,
+                    .read_count = op->read_count,
+                    .writes = refs + op->read_count,
+                    .write_count = op->write_count,
+                    .flops = op->flops,
+                    .time = op->time};
+    int rc = fy_graph_add_op(g, &d, err);
+    free(refs);
+    return rc;
+}
+
 int fy_graph_validate(fy_graph *g, fy_error *err)
 {
     if (g->validated) return 0;

@@ -129,6 +129,10 @@ int fy_graph_create(const char *name, fy_graph **out, fy_error *err);
 int fy_graph_add_tensor(fy_graph *g, const fy_tensor_desc *desc, fy_error *err);
 int fy_graph_add_op(fy_graph *g, const fy_op_desc *desc, fy_error *err);
 int fy_graph_validate(fy_graph *g, fy_error *err);
+/* Adds to g a copy of op `index` of src (kind, device, flops, time), named op_name (NULL: its
+ * own name), whose tensors are named names[t] for src's tensor t (NULL: their own names). */
+int fy_graph_add_op_from(fy_graph *g, const fy_graph *src, size_t index, const char *const *names,
+                         const char *op_name, fy_error *err);
 
 /* Reading. Indices are stable: tensors in definition order, ops in execution order. */
 const char *fy_graph_name(const fy_graph *g);
