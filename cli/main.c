@@ -14,6 +14,7 @@ static const command commands[] = {
     {"graph", fy_cmd_graph, "generate a synthetic graph (mlp, transformer) or show one"},
     {"import", fy_cmd_import, "write the graph of a safetensors checkpoint"},
     {"info", fy_cmd_info, "print a summary of a graph file"},
+    {"simulate", fy_cmd_simulate, "dry-run a plan: peaks per tier, time, stalls, trace, plot"},
     {"demo", fy_cmd_demo, "run the whole path on a built-in example"},
 };
 

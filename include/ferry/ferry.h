@@ -16,6 +16,7 @@
 #include "ferry/graph.h"
 #include "ferry/import.h"
 #include "ferry/plan.h"
+#include "ferry/simulate.h"
 #include "ferry/engine.h"
 
 #endif
