@@ -27,16 +27,14 @@ int fy_cli_fail(const char *cmd, const char *fmt, ...)
 int fy_cli_size(const char *cmd, const char *option, const char *text, uint64_t *out)
 {
     fy_error err = {0};
-    if (fy_size_parse(text, out, &err) < 0)
-        return fy_cli_fail(cmd, "%s: %s", option, err.message);
+    if (fy_size_parse(text, out, &err) < 0) return fy_cli_fail(cmd, "%s: %s", option, err.message);
     return 0;
 }
 
 int fy_cli_uint(const char *cmd, const char *option, const char *text, uint64_t *out)
 {
     uint64_t v = 0;
-    if (!*text)
-        return fy_cli_fail(cmd, "%s needs a number", option);
+    if (!*text) return fy_cli_fail(cmd, "%s needs a number", option);
     for (const char *s = text; *s; s++) {
         if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
             return fy_cli_fail(cmd, "%s: '%s' is not a whole number", option, text);

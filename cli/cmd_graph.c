@@ -37,8 +37,7 @@ void fy_cli_print_graph_summary(const fy_graph *g, FILE *out)
             fy_flops_format(s.total_flops, b, sizeof b));
     fprintf(out, "  %-11s %8s %12s\n", "kind", "tensors", "bytes");
     for (int k = 0; k < FY_TENSOR_KIND_COUNT; k++) {
-        if (!s.count_by_kind[k])
-            continue;
+        if (!s.count_by_kind[k]) continue;
         fprintf(out, "  %-11s %8zu %12s\n", fy_tensor_kind_name((fy_tensor_kind)k),
                 s.count_by_kind[k], fy_size_format_human(s.bytes_by_kind[k], a, sizeof a));
     }
@@ -62,7 +61,8 @@ static int show(const char *cmd, int argc, char **argv)
     if (argc != 2 || argv[1][0] == '-') {
         if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             printf("usage: ferry %s FILE\n\nPrints a graph's summary: ops, tensors and bytes by "
-                   "kind and home,\nthe largest op's working set and total flops.\n", cmd);
+                   "kind and home,\nthe largest op's working set and total flops.\n",
+                   cmd);
             return FY_EXIT_OK;
         }
         fprintf(stderr, "usage: ferry %s FILE\n", cmd);
@@ -70,8 +70,7 @@ static int show(const char *cmd, int argc, char **argv)
     }
     fy_error err = {0};
     fy_graph *g;
-    if (fy_graph_load(argv[1], &g, &err) < 0)
-        return fy_cli_report(&err);
+    if (fy_graph_load(argv[1], &g, &err) < 0) return fy_cli_report(&err);
     fy_cli_print_graph_summary(g, stdout);
     fy_graph_destroy(g);
     return FY_EXIT_OK;
@@ -98,23 +97,41 @@ static char *weights_reference(const char *graph_path, const char *weights_path)
     return strdup(out);
 }
 
-enum { OPT_LAYERS = 256, OPT_HIDDEN, OPT_BATCH, OPT_FFN, OPT_HEADS, OPT_SEQ, OPT_VOCAB,
-       OPT_DTYPE, OPT_TRAIN, OPT_WEIGHTS, OPT_SEED };
+enum {
+    OPT_LAYERS = 256,
+    OPT_HIDDEN,
+    OPT_BATCH,
+    OPT_FFN,
+    OPT_HEADS,
+    OPT_SEQ,
+    OPT_VOCAB,
+    OPT_DTYPE,
+    OPT_TRAIN,
+    OPT_WEIGHTS,
+    OPT_SEED
+};
 
 static int generate(const char *family, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"layers", required_argument, 0, OPT_LAYERS}, {"hidden", required_argument, 0, OPT_HIDDEN},
-        {"batch", required_argument, 0, OPT_BATCH},   {"ffn", required_argument, 0, OPT_FFN},
-        {"heads", required_argument, 0, OPT_HEADS},   {"seq", required_argument, 0, OPT_SEQ},
-        {"vocab", required_argument, 0, OPT_VOCAB},   {"dtype", required_argument, 0, OPT_DTYPE},
-        {"train", no_argument, 0, OPT_TRAIN},         {"output", required_argument, 0, 'o'},
-        {"weights", required_argument, 0, OPT_WEIGHTS}, {"seed", required_argument, 0, OPT_SEED},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+        {"layers", required_argument, 0, OPT_LAYERS},
+        {"hidden", required_argument, 0, OPT_HIDDEN},
+        {"batch", required_argument, 0, OPT_BATCH},
+        {"ffn", required_argument, 0, OPT_FFN},
+        {"heads", required_argument, 0, OPT_HEADS},
+        {"seq", required_argument, 0, OPT_SEQ},
+        {"vocab", required_argument, 0, OPT_VOCAB},
+        {"dtype", required_argument, 0, OPT_DTYPE},
+        {"train", no_argument, 0, OPT_TRAIN},
+        {"output", required_argument, 0, 'o'},
+        {"weights", required_argument, 0, OPT_WEIGHTS},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     bool mlp = strcmp(family, "mlp") == 0;
-    uint64_t layers = mlp ? 8 : 32, hidden = 4096, batch = mlp ? 16 : 1, ffn = 11008,
-             heads = 32, seq = 2048, vocab = 32000, seed = 1;
+    uint64_t layers = mlp ? 8 : 32, hidden = 4096, batch = mlp ? 16 : 1, ffn = 11008, heads = 32,
+             seq = 2048, vocab = 32000, seed = 1;
     fy_dtype dtype = FY_DTYPE_BF16;
     bool train = false;
     const char *output = "-", *weights = NULL;
@@ -122,56 +139,86 @@ static int generate(const char *family, int argc, char **argv)
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_LAYERS: rc = fy_cli_uint("graph", "--layers", optarg, &layers); break;
-        case OPT_HIDDEN: rc = fy_cli_uint("graph", "--hidden", optarg, &hidden); break;
-        case OPT_BATCH: rc = fy_cli_uint("graph", "--batch", optarg, &batch); break;
-        case OPT_FFN: rc = fy_cli_uint("graph", "--ffn", optarg, &ffn); break;
-        case OPT_HEADS: rc = fy_cli_uint("graph", "--heads", optarg, &heads); break;
-        case OPT_SEQ: rc = fy_cli_uint("graph", "--seq", optarg, &seq); break;
-        case OPT_VOCAB: rc = fy_cli_uint("graph", "--vocab", optarg, &vocab); break;
-        case OPT_SEED: rc = fy_cli_uint("graph", "--seed", optarg, &seed); break;
-        case OPT_TRAIN: train = true; break;
-        case 'o': output = optarg; break;
-        case OPT_WEIGHTS: weights = optarg; break;
+        case OPT_LAYERS:
+            rc = fy_cli_uint("graph", "--layers", optarg, &layers);
+            break;
+        case OPT_HIDDEN:
+            rc = fy_cli_uint("graph", "--hidden", optarg, &hidden);
+            break;
+        case OPT_BATCH:
+            rc = fy_cli_uint("graph", "--batch", optarg, &batch);
+            break;
+        case OPT_FFN:
+            rc = fy_cli_uint("graph", "--ffn", optarg, &ffn);
+            break;
+        case OPT_HEADS:
+            rc = fy_cli_uint("graph", "--heads", optarg, &heads);
+            break;
+        case OPT_SEQ:
+            rc = fy_cli_uint("graph", "--seq", optarg, &seq);
+            break;
+        case OPT_VOCAB:
+            rc = fy_cli_uint("graph", "--vocab", optarg, &vocab);
+            break;
+        case OPT_SEED:
+            rc = fy_cli_uint("graph", "--seed", optarg, &seed);
+            break;
+        case OPT_TRAIN:
+            train = true;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case OPT_WEIGHTS:
+            weights = optarg;
+            break;
         case OPT_DTYPE:
             if (fy_dtype_parse(optarg, &dtype) < 0)
                 rc = fy_cli_fail("graph", "--dtype: unknown dtype '%s'", optarg);
             break;
-        case 'h': usage(stdout); return FY_EXIT_OK;
-        default: usage(stderr); return FY_EXIT_FAILURE;
+        case 'h':
+            usage(stdout);
+            return FY_EXIT_OK;
+        default:
+            usage(stderr);
+            return FY_EXIT_FAILURE;
         }
     }
-    if (rc)
-        return rc;
-    if (optind != argc)
-        return fy_cli_fail("graph", "unexpected argument '%s'", argv[optind]);
+    if (rc) return rc;
+    if (optind != argc) return fy_cli_fail("graph", "unexpected argument '%s'", argv[optind]);
     if (layers > 1000000)
         return fy_cli_fail("graph", "--layers %llu is more than 1000000",
                            (unsigned long long)layers);
     char *ref = weights ? weights_reference(output, weights) : NULL;
-    if (weights && !ref)
-        return fy_cli_fail("graph", "out of memory");
+    if (weights && !ref) return fy_cli_fail("graph", "out of memory");
     fy_error err = {0};
     fy_graph *g = NULL;
     if (mlp) {
-        fy_mlp_params p = {.layers = (unsigned)layers, .hidden = hidden, .batch = batch,
-                           .dtype = dtype, .train = train, .weights_file = ref};
+        fy_mlp_params p = {.layers = (unsigned)layers,
+                           .hidden = hidden,
+                           .batch = batch,
+                           .dtype = dtype,
+                           .train = train,
+                           .weights_file = ref};
         rc = fy_graph_generate_mlp(&p, &g, &err);
     } else {
-        fy_transformer_params p = {.layers = (unsigned)layers, .hidden = hidden, .ffn = ffn,
-                                   .heads = heads, .seq = seq, .batch = batch, .vocab = vocab,
-                                   .dtype = dtype, .train = train, .weights_file = ref};
+        fy_transformer_params p = {.layers = (unsigned)layers,
+                                   .hidden = hidden,
+                                   .ffn = ffn,
+                                   .heads = heads,
+                                   .seq = seq,
+                                   .batch = batch,
+                                   .vocab = vocab,
+                                   .dtype = dtype,
+                                   .train = train,
+                                   .weights_file = ref};
         rc = fy_graph_generate_transformer(&p, &g, &err);
     }
     free(ref);
-    if (rc < 0)
-        return fy_cli_report(&err);
-    if (weights && fy_graph_write_weights(g, weights, seed, &err) < 0)
-        rc = -1;
-    if (rc == 0 && fy_graph_save(g, output, &err) < 0)
-        rc = -1;
-    if (rc == 0 && strcmp(output, "-") != 0)
-        fy_cli_print_graph_summary(g, stderr);
+    if (rc < 0) return fy_cli_report(&err);
+    if (weights && fy_graph_write_weights(g, weights, seed, &err) < 0) rc = -1;
+    if (rc == 0 && fy_graph_save(g, output, &err) < 0) rc = -1;
+    if (rc == 0 && strcmp(output, "-") != 0) fy_cli_print_graph_summary(g, stderr);
     fy_graph_destroy(g);
     return rc ? fy_cli_report(&err) : FY_EXIT_OK;
 }
@@ -186,8 +233,7 @@ int fy_cmd_graph(int argc, char **argv)
         usage(stdout);
         return FY_EXIT_OK;
     }
-    if (!strcmp(argv[1], "show"))
-        return show("graph show", argc - 1, argv + 1);
+    if (!strcmp(argv[1], "show")) return show("graph show", argc - 1, argv + 1);
     if (!strcmp(argv[1], "mlp") || !strcmp(argv[1], "transformer"))
         return generate(argv[1], argc - 1, argv + 1);
     fprintf(stderr, "ferry graph: unknown family '%s' (mlp, transformer, show)\n", argv[1]);

@@ -13,8 +13,11 @@ typedef struct command {
 static const command commands[] = {
     {"graph", fy_cmd_graph, "generate a synthetic graph (mlp, transformer) or show one"},
     {"import", fy_cmd_import, "write the graph of a safetensors checkpoint"},
+    {"plan", fy_cmd_plan, "turn a graph and a policy into a plan"},
     {"info", fy_cmd_info, "print a summary of a graph file"},
+    {"check", fy_cmd_check, "check a plan: every violation with its line (exit 1 if any)"},
     {"simulate", fy_cmd_simulate, "dry-run a plan: peaks per tier, time, stalls, trace, plot"},
+    {"run", fy_cmd_run, "run a checked plan on a device (sim, cuda) and report the timing"},
     {"demo", fy_cmd_demo, "run the whole path on a built-in example"},
 };
 
@@ -44,8 +47,7 @@ int main(int argc, char **argv)
         return FY_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "ferry: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return FY_EXIT_FAILURE;

@@ -26,7 +26,9 @@ if(FERRY_STATIC)
   endforeach()
   add_library(fy_dep_includes INTERFACE)
   target_include_directories(fy_dep_includes INTERFACE ${YAML_INCLUDE_DIRS} ${LUA_INCLUDE_DIRS} ${URING_INCLUDE_DIRS})
-  list(APPEND FY_DEP_TARGETS fy_dep_includes)
+  # Build-only: the archives carry no headers an installed ferry needs, and an INTERFACE
+  # target in FY_DEP_TARGETS would otherwise have to join the export set.
+  list(APPEND FY_DEP_TARGETS $<BUILD_INTERFACE:fy_dep_includes>)
 else()
   list(APPEND FY_DEP_TARGETS PkgConfig::YAML PkgConfig::LUA PkgConfig::URING)
 endif()

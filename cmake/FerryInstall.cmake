@@ -2,7 +2,7 @@
 # config, so that both `pkg-config --cflags --libs ferry` and `find_package(ferry)` work.
 include(CMakePackageConfigHelpers)
 install(TARGETS ferry RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS ferry_static ferry_shared EXPORT ferryTargets
+install(TARGETS ${FY_LIB_TARGETS} EXPORT ferryTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ferry DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -18,10 +18,8 @@ void fy_buf_free(fy_buf *b)
 
 static bool reserve(fy_buf *b, size_t extra)
 {
-    if (b->failed)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
+    if (b->failed) return false;
+    if (b->len + extra + 1 <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
         cap *= 2;
@@ -37,8 +35,7 @@ static bool reserve(fy_buf *b, size_t extra)
 
 void fy_buf_append(fy_buf *b, const char *text, size_t len)
 {
-    if (!reserve(b, len))
-        return;
+    if (!reserve(b, len)) return;
     memcpy(b->data + b->len, text, len);
     b->len += len;
     b->data[b->len] = '\0';
@@ -56,14 +53,12 @@ void fy_buf_printf(fy_buf *b, const char *fmt, ...)
     char small[256];
     int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     if ((size_t)n < sizeof small) {
         fy_buf_append(b, small, (size_t)n);
         return;
     }
-    if (!reserve(b, (size_t)n))
-        return;
+    if (!reserve(b, (size_t)n)) return;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -72,25 +67,24 @@ void fy_buf_printf(fy_buf *b, const char *fmt, ...)
 
 bool fy_yaml_plain_ok(const char *text)
 {
-    static const char *const reserved[] = {"null", "Null", "NULL", "~", "true", "True", "TRUE",
-                                           "false", "False", "FALSE", "yes", "no", "on", "off",
-                                           "Yes", "No", "On", "Off", "y", "n", NULL};
-    if (!text[0])
-        return false;
-    for (const char *const *r = reserved; *r; r++)
-        if (strcmp(*r, text) == 0)
-            return false;
+    static const char *const reserved[] = {"null",  "Null",  "NULL",  "~",   "true", "True", "TRUE",
+                                           "false", "False", "FALSE", "yes", "no",   "on",   "off",
+                                           "Yes",   "No",    "On",    "Off", "y",    "n",    NULL};
+    if (!text[0]) return false;
     /* Letters, digits and a few punctuation marks that YAML gives no meaning inside a plain
      * scalar; the first character must not start an indicator. */
-    if (strchr("-?:,[]{}#&*!|>'\"%@` .", text[0]))
-        return false;
-    for (const char *s = text; *s; s++) {
+    if (strchr("-?:,[]{}#&*!|>'\"%@` .", text[0])) return false;
+    size_t len = 0;
+    for (const char *s = text; *s; s++, len++) {
         unsigned char c = (unsigned char)*s;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   strchr("_.-/+()$=~^", c) != NULL;
-        if (!ok)
-            return false;
+        if (!ok) return false;
     }
+    /* The words YAML reads as null or booleans (none is longer than 5 letters); checked last
+     * because the graph digest writes every name of a big graph through here. */
+    for (const char *const *r = reserved; len <= 5 && *r; r++)
+        if (strcmp(*r, text) == 0) return false;
     return true;
 }
 
@@ -142,8 +136,7 @@ static int write_fd_all(int fd, const char *data, size_t len)
     while (len) {
         ssize_t n = write(fd, data, len);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -errno;
         }
         data += n;
@@ -163,8 +156,7 @@ int fy_file_write_atomic(const char *path, const void *data, size_t len, fy_erro
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
-    if (!tmp)
-        return fy_error_set(err, FY_ENOMEM, "out of memory");
+    if (!tmp) return fy_error_set(err, FY_ENOMEM, "out of memory");
     snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -174,17 +166,13 @@ int fy_file_write_atomic(const char *path, const void *data, size_t len, fy_erro
                                strerror(e));
     }
     int rc = write_fd_all(fd, data, len);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
+    if (rc == 0 && fsync(fd) < 0) rc = -errno;
     /* mkstemp makes 0600; a written file gets the usual 0644 less the umask. */
     mode_t mask = umask(0);
     umask(mask);
-    if (rc == 0 && fchmod(fd, 0666 & ~mask) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
+    if (rc == 0 && fchmod(fd, 0666 & ~mask) < 0) rc = -errno;
+    if (close(fd) < 0 && rc == 0) rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
     if (rc < 0) {
         unlink(tmp);
         free(tmp);
@@ -212,10 +200,13 @@ int fy_file_read_all(const char *path, char **data, size_t *len, fy_error *err)
                                strerror(errno));
     fy_buf b = {0};
     char chunk[65536];
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+        reserve(&b, (size_t)st.st_size); /* a regular file: read in place, one allocation */
     for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
+        size_t room = b.cap > b.len + 1 ? b.cap - b.len - 1 : 0;
+        ssize_t n = read(fd, room ? b.data + b.len : chunk, room ? room : sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             int e = errno;
             close(fd);
@@ -223,9 +214,13 @@ int fy_file_read_all(const char *path, char **data, size_t *len, fy_error *err)
             return fy_error_set_at(err, fy_status_from_errno(e), path, 0, 0, "read error: %s",
                                    strerror(e));
         }
-        if (n == 0)
-            break;
-        fy_buf_append(&b, chunk, (size_t)n);
+        if (n == 0) break;
+        if (room) {
+            b.len += (size_t)n;
+            b.data[b.len] = '\0';
+        } else {
+            fy_buf_append(&b, chunk, (size_t)n);
+        }
     }
     close(fd);
     if (b.failed) {
@@ -234,8 +229,7 @@ int fy_file_read_all(const char *path, char **data, size_t *len, fy_error *err)
     }
     if (!b.data) {
         b.data = calloc(1, 1);
-        if (!b.data)
-            return fy_error_set(err, FY_ENOMEM, "out of memory");
+        if (!b.data) return fy_error_set(err, FY_ENOMEM, "out of memory");
     }
     *data = b.data;
     *len = b.len;
@@ -245,13 +239,11 @@ int fy_file_read_all(const char *path, char **data, size_t *len, fy_error *err)
 char *fy_path_relative_to(const char *base_file, const char *path)
 {
     const char *slash = base_file ? strrchr(base_file, '/') : NULL;
-    if (path[0] == '/' || !slash)
-        return strdup(path);
+    if (path[0] == '/' || !slash) return strdup(path);
     size_t dir_len = (size_t)(slash - base_file) + 1;
     size_t plen = strlen(path);
     char *out = malloc(dir_len + plen + 1);
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     memcpy(out, base_file, dir_len);
     memcpy(out + dir_len, path, plen + 1);
     return out;

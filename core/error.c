@@ -38,8 +38,7 @@ const char *fy_status_message(int status)
 
 int fy_status_from_errno(int err)
 {
-    if (err < 0)
-        err = -err;
+    if (err < 0) err = -err;
     switch (err) {
     case 0:
         return FY_OK;
@@ -73,8 +72,7 @@ static void set_message(fy_error *err, const char *fmt, va_list ap)
 
 int fy_error_set(fy_error *err, int status, const char *fmt, ...)
 {
-    if (!err)
-        return status;
+    if (!err) return status;
     err->status = status;
     err->file[0] = '\0';
     err->line = err->column = 0;
@@ -88,8 +86,7 @@ int fy_error_set(fy_error *err, int status, const char *fmt, ...)
 int fy_error_set_at(fy_error *err, int status, const char *file, unsigned line, unsigned column,
                     const char *fmt, ...)
 {
-    if (!err)
-        return status;
+    if (!err) return status;
     err->status = status;
     snprintf(err->file, sizeof err->file, "%s", file ? file : "");
     err->line = line;
@@ -103,8 +100,7 @@ int fy_error_set_at(fy_error *err, int status, const char *file, unsigned line, 
 
 int fy_error_prefix(fy_error *err, const char *fmt, ...)
 {
-    if (!err)
-        return FY_EINVAL;
+    if (!err) return FY_EINVAL;
     char prefix[FY_ERROR_MESSAGE_MAX];
     char old[FY_ERROR_MESSAGE_MAX];
     va_list ap;
@@ -118,14 +114,12 @@ int fy_error_prefix(fy_error *err, const char *fmt, ...)
 
 int fy_error_format(const fy_error *err, char *buf, size_t size)
 {
-    if (!err)
-        return snprintf(buf, size, "error: unknown error");
+    if (!err) return snprintf(buf, size, "error: unknown error");
     const char *msg = err->message[0] ? err->message : fy_status_message(err->status);
     if (err->file[0] && err->line && err->column)
         return snprintf(buf, size, "%s:%u:%u: error: %s", err->file, err->line, err->column, msg);
     if (err->file[0] && err->line)
         return snprintf(buf, size, "%s:%u: error: %s", err->file, err->line, msg);
-    if (err->file[0])
-        return snprintf(buf, size, "%s: error: %s", err->file, msg);
+    if (err->file[0]) return snprintf(buf, size, "%s: error: %s", err->file, msg);
     return snprintf(buf, size, "error: %s", msg);
 }

@@ -61,12 +61,10 @@ int fy_strmap_put(fy_strmap *m, const char *key, uint64_t value)
 {
     if ((m->count + 1) * 2 > m->cap) {
         int rc = grow(m);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
     }
     size_t s = find_slot(m->keys, m->cap, key);
-    if (m->keys[s])
-        return 1;
+    if (m->keys[s]) return 1;
     m->keys[s] = key;
     m->values[s] = value;
     m->count++;
@@ -75,12 +73,9 @@ int fy_strmap_put(fy_strmap *m, const char *key, uint64_t value)
 
 bool fy_strmap_get(const fy_strmap *m, const char *key, uint64_t *value)
 {
-    if (!m->cap)
-        return false;
+    if (!m->cap) return false;
     size_t s = find_slot(m->keys, m->cap, key);
-    if (!m->keys[s])
-        return false;
-    if (value)
-        *value = m->values[s];
+    if (!m->keys[s]) return false;
+    if (value) *value = m->values[s];
     return true;
 }

@@ -8,8 +8,7 @@ static const char *const tier_names[FY_TIER_COUNT] = {"gpu", "host", "nvme"};
 
 const char *fy_tier_name(fy_tier tier)
 {
-    if (tier >= 0 && tier < FY_TIER_COUNT)
-        return tier_names[tier];
+    if (tier >= 0 && tier < FY_TIER_COUNT) return tier_names[tier];
     return "none";
 }
 

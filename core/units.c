@@ -25,42 +25,35 @@ static bool scan_number(const char *s, number *n)
 {
     memset(n, 0, sizeof *n);
     n->start = s;
-    if (*s == '+' || *s == '-')
-        n->negative = *s++ == '-';
+    if (*s == '+' || *s == '-') n->negative = *s++ == '-';
     int count = 0, significant = 0;
     bool seen_dot = false;
     for (;; s++) {
         if (*s >= '0' && *s <= '9') {
             count++;
             if (n->digits == 0 && *s == '0') {
-                if (seen_dot)
-                    n->exp10--;
+                if (seen_dot) n->exp10--;
                 continue;
             }
-            if (++significant > 36)
-                return false;
+            if (++significant > 36) return false;
             n->digits = n->digits * 10 + (unsigned)(*s - '0');
-            if (seen_dot)
-                n->exp10--;
+            if (seen_dot) n->exp10--;
         } else if (*s == '.' && !seen_dot) {
             seen_dot = true;
         } else {
             break;
         }
     }
-    if (count == 0)
-        return false;
+    if (count == 0) return false;
     if ((*s == 'e' || *s == 'E') &&
         ((s[1] >= '0' && s[1] <= '9') ||
          ((s[1] == '+' || s[1] == '-') && s[2] >= '0' && s[2] <= '9'))) {
         s++;
         bool neg = *s == '-';
-        if (*s == '+' || *s == '-')
-            s++;
+        if (*s == '+' || *s == '-') s++;
         int e = 0;
         while (*s >= '0' && *s <= '9') {
-            if (e < 100000)
-                e = e * 10 + (*s - '0');
+            if (e < 100000) e = e * 10 + (*s - '0');
             s++;
         }
         n->exp10 += neg ? -e : e;
@@ -116,20 +109,27 @@ static const unit *match_unit(const unit *units, const char *text)
     const char *end = text;
     while (*end && *end != ' ' && *end != '\t')
         end++;
-    if (!only_blanks(end))
-        return NULL;
+    if (!only_blanks(end)) return NULL;
     size_t len = (size_t)(end - text);
     for (const unit *u = units; u->name; u++)
-        if (strlen(u->name) == len && memcmp(u->name, text, len) == 0)
-            return u;
+        if (strlen(u->name) == len && memcmp(u->name, text, len) == 0) return u;
     return NULL;
 }
 
 static const unit size_units[] = {
-    {"", 1},         {"B", 1},         {"KB", 1e3},       {"MB", 1e6},
-    {"GB", 1e9},     {"TB", 1e12},     {"PB", 1e15},      {"KiB", 1024.0},
-    {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
-    {"PiB", 1125899906842624.0}, {NULL, 0},
+    {"", 1},
+    {"B", 1},
+    {"KB", 1e3},
+    {"MB", 1e6},
+    {"GB", 1e9},
+    {"TB", 1e12},
+    {"PB", 1e15},
+    {"KiB", 1024.0},
+    {"MiB", 1048576.0},
+    {"GiB", 1073741824.0},
+    {"TiB", 1099511627776.0},
+    {"PiB", 1125899906842624.0},
+    {NULL, 0},
 };
 
 static int unit_error(fy_error *err, const char *what, const char *text, const char *expected)
@@ -143,12 +143,10 @@ int fy_size_parse(const char *text, uint64_t *out, fy_error *err)
                                   "B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 128MiB)";
     number n;
     const char *s = skip_blanks(text);
-    if (!scan_number(s, &n))
-        return unit_error(err, "size", text, expected);
+    if (!scan_number(s, &n)) return unit_error(err, "size", text, expected);
     const char *u_text = skip_blanks(n.end);
     const unit *u = match_unit(size_units, u_text);
-    if (!u)
-        return unit_error(err, "size", text, expected);
+    if (!u) return unit_error(err, "size", text, expected);
     if (n.negative && n.digits != 0)
         return fy_error_set(err, FY_ERANGE, "bad size '%s': a size cannot be negative", text);
     if (u->scale == 1 && u->name[0] == '\0' && n.exp10 < 0 && n.digits != 0)
@@ -168,14 +166,12 @@ int fy_size_parse(const char *text, uint64_t *out, fy_error *err)
     const unsigned __int128 limit = UINT64_MAX;
     int e = n.exp10;
     for (; e > 0; e--) {
-        if (v > limit)
-            break;
+        if (v > limit) break;
         v *= 10;
     }
     for (; e < 0; e++) {
         if (v % 10 != 0)
-            return fy_error_set(err, FY_EPARSE, "bad size '%s': not a whole number of bytes",
-                                text);
+            return fy_error_set(err, FY_EPARSE, "bad size '%s': not a whole number of bytes", text);
         v /= 10;
     }
     if (v > limit || e > 0)
@@ -185,21 +181,18 @@ int fy_size_parse(const char *text, uint64_t *out, fy_error *err)
 }
 
 /* Parses number + unit from units into a non-negative double. */
-static int parse_scaled(const char *text, const unit *units, const char *what,
-                        const char *expected, double *out, fy_error *err)
+static int parse_scaled(const char *text, const unit *units, const char *what, const char *expected,
+                        double *out, fy_error *err)
 {
     number n;
     const char *s = skip_blanks(text);
-    if (!scan_number(s, &n))
-        return unit_error(err, what, text, expected);
+    if (!scan_number(s, &n)) return unit_error(err, what, text, expected);
     const unit *u = match_unit(units, skip_blanks(n.end));
-    if (!u)
-        return unit_error(err, what, text, expected);
+    if (!u) return unit_error(err, what, text, expected);
     double v = number_value(&n) * u->scale;
     if (n.negative && n.digits != 0)
         return fy_error_set(err, FY_ERANGE, "bad %s '%s': cannot be negative", what, text);
-    if (!isfinite(v))
-        return fy_error_set(err, FY_ERANGE, "bad %s '%s': out of range", what, text);
+    if (!isfinite(v)) return fy_error_set(err, FY_ERANGE, "bad %s '%s': out of range", what, text);
     *out = v;
     return 0;
 }
@@ -207,9 +200,16 @@ static int parse_scaled(const char *text, const unit *units, const char *what,
 int fy_rate_parse(const char *text, double *bytes_per_s, fy_error *err)
 {
     static const unit units[] = {
-        {"B/s", 1},     {"KB/s", 1e3},         {"MB/s", 1e6},         {"GB/s", 1e9},
-        {"TB/s", 1e12}, {"KiB/s", 1024.0},     {"MiB/s", 1048576.0},  {"GiB/s", 1073741824.0},
-        {"TiB/s", 1099511627776.0}, {NULL, 0},
+        {"B/s", 1},
+        {"KB/s", 1e3},
+        {"MB/s", 1e6},
+        {"GB/s", 1e9},
+        {"TB/s", 1e12},
+        {"KiB/s", 1024.0},
+        {"MiB/s", 1048576.0},
+        {"GiB/s", 1073741824.0},
+        {"TiB/s", 1099511627776.0},
+        {NULL, 0},
     };
     return parse_scaled(text, units, "rate", "bytes per second with a unit such as 55GB/s",
                         bytes_per_s, err);
@@ -218,12 +218,11 @@ int fy_rate_parse(const char *text, double *bytes_per_s, fy_error *err)
 int fy_flops_rate_parse(const char *text, double *flops_per_s, fy_error *err)
 {
     static const unit units[] = {
-        {"FLOPS", 1},     {"KFLOPS", 1e3},   {"MFLOPS", 1e6},   {"GFLOPS", 1e9},
-        {"TFLOPS", 1e12}, {"PFLOPS", 1e15},  {"FLOP/s", 1},     {"GFLOP/s", 1e9},
+        {"FLOPS", 1},      {"KFLOPS", 1e3},   {"MFLOPS", 1e6}, {"GFLOPS", 1e9},
+        {"TFLOPS", 1e12},  {"PFLOPS", 1e15},  {"FLOP/s", 1},   {"GFLOP/s", 1e9},
         {"TFLOP/s", 1e12}, {"PFLOP/s", 1e15}, {NULL, 0},
     };
-    return parse_scaled(text, units, "compute rate", "a rate such as 700TFLOPS", flops_per_s,
-                        err);
+    return parse_scaled(text, units, "compute rate", "a rate such as 700TFLOPS", flops_per_s, err);
 }
 
 int fy_time_parse(const char *text, double *seconds, fy_error *err)
@@ -250,9 +249,8 @@ char *fy_size_format_exact(uint64_t bytes, char *buf, size_t size)
         const char *name;
         uint64_t scale;
     } units[] = {
-        {"TiB", 1ull << 40}, {"TB", 1000000000000ull}, {"GiB", 1ull << 30},
-        {"GB", 1000000000ull}, {"MiB", 1ull << 20}, {"MB", 1000000ull},
-        {"KiB", 1ull << 10}, {"KB", 1000ull},
+        {"TiB", 1ull << 40}, {"TB", 1000000000000ull}, {"GiB", 1ull << 30}, {"GB", 1000000000ull},
+        {"MiB", 1ull << 20}, {"MB", 1000000ull},       {"KiB", 1ull << 10}, {"KB", 1000ull},
     };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (bytes >= units[i].scale && bytes % units[i].scale == 0) {
@@ -275,8 +273,7 @@ static void print_short(double v, const char *suffix, char *buf, size_t size)
         char *end = num + strlen(num) - 1;
         while (*end == '0')
             *end-- = '\0';
-        if (*end == '.')
-            *end = '\0';
+        if (*end == '.') *end = '\0';
     }
     snprintf(buf, size, "%s%s", num, suffix);
 }
@@ -298,8 +295,7 @@ char *fy_size_format_human(uint64_t bytes, char *buf, size_t size)
 }
 
 /* Prints v scaled by powers of 1000 with the given unit names (index 0 = unscaled). */
-static char *format_decimal(double v, const char *const *names, int count, char *buf,
-                            size_t size)
+static char *format_decimal(double v, const char *const *names, int count, char *buf, size_t size)
 {
     int i = 0;
     while (fabs(v) >= 1000 && i < count - 1) {

@@ -73,8 +73,8 @@ bool fy_ynode_is(const fy_ynode *node, const char *text);
 
 /* Typed scalars: each returns 0 and stores the value, or an error positioned at node whose
  * message names what ("size of tensor 'w0'"). */
-int fy_ynode_string(const fy_ydoc *doc, const fy_ynode *node, const char *what,
-                    const char **out, fy_error *err);
+int fy_ynode_string(const fy_ydoc *doc, const fy_ynode *node, const char *what, const char **out,
+                    fy_error *err);
 int fy_ynode_u64(const fy_ydoc *doc, const fy_ynode *node, const char *what, uint64_t *out,
                  fy_error *err);
 int fy_ynode_number(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
@@ -85,8 +85,8 @@ int fy_ynode_size(const fy_ydoc *doc, const fy_ynode *node, const char *what, ui
                   fy_error *err);
 int fy_ynode_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
                   fy_error *err);
-int fy_ynode_flops_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what,
-                        double *out, fy_error *err);
+int fy_ynode_flops_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
+                        fy_error *err);
 int fy_ynode_time(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
                   fy_error *err);
 int fy_ynode_count(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,

@@ -9,8 +9,7 @@
 
 const char *fy_ykind_name(const fy_ynode *node)
 {
-    if (!node)
-        return "nothing";
+    if (!node) return "nothing";
     switch (node->kind) {
     case FY_YMAP:
         return "a mapping";
@@ -24,8 +23,7 @@ const char *fy_ykind_name(const fy_ynode *node)
 int fy_ynode_expect(const fy_ydoc *doc, const fy_ynode *node, fy_ykind kind, const char *what,
                     fy_error *err)
 {
-    if (node && node->kind == kind)
-        return 0;
+    if (node && node->kind == kind) return 0;
     fy_ynode want = {.kind = (uint8_t)kind};
     return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s must be %s, not %s", what,
                          fy_ykind_name(&want), fy_ykind_name(node));
@@ -48,13 +46,11 @@ int fy_ymap_check(const fy_ydoc *doc, const fy_ynode *map, const char *const *al
                   const char *what, fy_error *err)
 {
     int rc = fy_ynode_expect(doc, map, FY_YMAP, what, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     for (size_t i = 0; i < map->count; i++) {
         const fy_ynode *key = fy_ymap_key(map, i);
         if (key->kind != FY_YSCALAR)
-            return fy_ydoc_error(doc, key, err, FY_EPARSE, "a key of %s must be a scalar",
-                                 what);
+            return fy_ydoc_error(doc, key, err, FY_EPARSE, "a key of %s must be a scalar", what);
         bool known = false;
         for (size_t a = 0; allowed[a] && !known; a++)
             known = strcmp(allowed[a], key->u.text) == 0;
@@ -62,8 +58,8 @@ int fy_ymap_check(const fy_ydoc *doc, const fy_ynode *map, const char *const *al
             char list[512];
             list_allowed(allowed, list, sizeof list);
             return fy_ydoc_error(doc, key, err, FY_EPARSE,
-                                 "unknown key '%s' in %s (expected one of: %s)", key->u.text,
-                                 what, list);
+                                 "unknown key '%s' in %s (expected one of: %s)", key->u.text, what,
+                                 list);
         }
         for (size_t j = 0; j < i; j++)
             if (strcmp(fy_ymap_key(map, j)->u.text, key->u.text) == 0)
@@ -75,11 +71,9 @@ int fy_ymap_check(const fy_ydoc *doc, const fy_ynode *map, const char *const *al
 
 const fy_ynode *fy_ymap_get(const fy_ynode *map, const char *key)
 {
-    if (!map || map->kind != FY_YMAP)
-        return NULL;
+    if (!map || map->kind != FY_YMAP) return NULL;
     for (size_t i = 0; i < map->count; i++)
-        if (fy_ynode_is(fy_ymap_key(map, i), key))
-            return fy_ymap_value(map, i);
+        if (fy_ynode_is(fy_ymap_key(map, i), key)) return fy_ymap_value(map, i);
     return NULL;
 }
 
@@ -93,19 +87,16 @@ static bool is_null(const fy_ynode *node)
 static int scalar(const fy_ydoc *doc, const fy_ynode *node, const char *what, fy_error *err)
 {
     int rc = fy_ynode_expect(doc, node, FY_YSCALAR, what, err);
-    if (rc < 0)
-        return rc;
-    if (is_null(node))
-        return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s has no value", what);
+    if (rc < 0) return rc;
+    if (is_null(node)) return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s has no value", what);
     return 0;
 }
 
-int fy_ynode_string(const fy_ydoc *doc, const fy_ynode *node, const char *what,
-                    const char **out, fy_error *err)
+int fy_ynode_string(const fy_ydoc *doc, const fy_ynode *node, const char *what, const char **out,
+                    fy_error *err)
 {
     int rc = scalar(doc, node, what, err);
-    if (rc == 0)
-        *out = node->u.text;
+    if (rc == 0) *out = node->u.text;
     return rc;
 }
 
@@ -113,19 +104,16 @@ int fy_ynode_u64(const fy_ydoc *doc, const fy_ynode *node, const char *what, uin
                  fy_error *err)
 {
     int rc = scalar(doc, node, what, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     const char *s = node->u.text;
     uint64_t v = 0;
-    if (*s == '\0' || node->quoted)
-        goto bad;
+    if (*s == '\0' || node->quoted) goto bad;
     for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            goto bad;
+        if (*s < '0' || *s > '9') goto bad;
         unsigned d = (unsigned)(*s - '0');
         if (v > (UINT64_MAX - d) / 10)
-            return fy_ydoc_error(doc, node, err, FY_ERANGE, "%s '%s' does not fit in 64 bits",
-                                 what, node->u.text);
+            return fy_ydoc_error(doc, node, err, FY_ERANGE, "%s '%s' does not fit in 64 bits", what,
+                                 node->u.text);
         v = v * 10 + d;
     }
     *out = v;
@@ -139,8 +127,7 @@ int fy_ynode_number(const fy_ydoc *doc, const fy_ynode *node, const char *what, 
                     fy_error *err)
 {
     int rc = scalar(doc, node, what, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     fy_error inner = {0};
     if (node->quoted || fy_count_parse(node->u.text, out, &inner) < 0 ||
         strpbrk(node->u.text, "KMGTP"))
@@ -153,15 +140,14 @@ int fy_ynode_bool(const fy_ydoc *doc, const fy_ynode *node, const char *what, bo
                   fy_error *err)
 {
     int rc = scalar(doc, node, what, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (!node->quoted && strcmp(node->u.text, "true") == 0)
         *out = true;
     else if (!node->quoted && strcmp(node->u.text, "false") == 0)
         *out = false;
     else
-        return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s must be true or false, not '%s'",
-                             what, node->u.text);
+        return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s must be true or false, not '%s'", what,
+                             node->u.text);
     return 0;
 }
 
@@ -172,8 +158,7 @@ static int with_unit(const fy_ydoc *doc, const fy_ynode *node, const char *what,
                      void *out, fy_error *err)
 {
     int rc = scalar(doc, node, what, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     fy_error inner = {0};
     const char *text = node->u.text;
     switch (kind) {
@@ -193,8 +178,7 @@ static int with_unit(const fy_ydoc *doc, const fy_ynode *node, const char *what,
         rc = fy_count_parse(text, out, &inner);
         break;
     }
-    if (rc < 0)
-        return fy_ydoc_error(doc, node, err, rc, "%s: %s", what, inner.message);
+    if (rc < 0) return fy_ydoc_error(doc, node, err, rc, "%s: %s", what, inner.message);
     return 0;
 }
 
@@ -210,8 +194,8 @@ int fy_ynode_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what, do
     return with_unit(doc, node, what, UNIT_RATE, out, err);
 }
 
-int fy_ynode_flops_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what,
-                        double *out, fy_error *err)
+int fy_ynode_flops_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
+                        fy_error *err)
 {
     return with_unit(doc, node, what, UNIT_FLOPS_RATE, out, err);
 }
@@ -232,8 +216,7 @@ int fy_ynode_enum(const fy_ydoc *doc, const fy_ynode *node, const char *what,
                   const char *const *names, int count, int *out, fy_error *err)
 {
     int rc = scalar(doc, node, what, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     for (int i = 0; i < count; i++) {
         if (strcmp(names[i], node->u.text) == 0) {
             *out = i;
@@ -244,8 +227,7 @@ int fy_ynode_enum(const fy_ydoc *doc, const fy_ynode *node, const char *what,
     size_t used = 0;
     list[0] = '\0';
     for (int i = 0; i < count && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 names[i]);
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
     return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s must be one of %s, not '%s'", what, list,
                          node->u.text);
 }
@@ -256,7 +238,6 @@ int fy_ynode_tier(const fy_ydoc *doc, const fy_ynode *node, const char *what, fy
     static const char *const names[] = {"gpu", "host", "nvme"};
     int idx;
     int rc = fy_ynode_enum(doc, node, what, names, 3, &idx, err);
-    if (rc == 0)
-        *out = (fy_tier)idx;
+    if (rc == 0) *out = (fy_tier)idx;
     return rc;
 }

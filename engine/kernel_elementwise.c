@@ -42,31 +42,6 @@ static void narrow(const float *in, size_t first, size_t count, const fy_cpu_ope
     }
 }
 
-/* An output may be exactly an input (in place) but must not partly overlap it: chunks are
- * read before they are written only when both views step through memory alike. */
-static int check_alias(const fy_kernel_call *call, const fy_cpu_operand *out,
-                       const fy_cpu_operand *in, fy_error *err)
-{
-    if (!fy_cpu_overlap(out->data, out->size, in->data, in->size)) return 0;
-    if (out->data == in->data && out->dtype == in->dtype && out->size == in->size) return 0;
-    char label[160];
-    return fy_error_set(err, FY_EINVAL,
-                        "%s: output %s partly overlaps input %s; only the same buffer in the "
-                        "same dtype can be updated in place",
-                        fy_cpu_op_label(call, label, sizeof label), out->name, in->name);
-}
-
-static int count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
-                          const fy_cpu_operand *y, fy_error *err)
-{
-    char label[160];
-    return fy_error_set(err, FY_EINVAL,
-                        "%s: %s has %" PRIu64 " elements and %s has %" PRIu64
-                        "; elementwise operands need the same count",
-                        fy_cpu_op_label(call, label, sizeof label), x->name, x->count, y->name,
-                        y->count);
-}
-
 int fy_cpu_kernel_relu(const fy_kernel_call *call, fy_error *err)
 {
     int rc = fy_cpu_check_arity(call, 1, 1, "[X] -> [Y]", err);
@@ -75,8 +50,8 @@ int fy_cpu_kernel_relu(const fy_kernel_call *call, fy_error *err)
     if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &x, err)) < 0 ||
         (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &y, err)) < 0)
         return rc;
-    if (x.count != y.count) return count_mismatch(call, &x, &y, err);
-    if ((rc = check_alias(call, &y, &x, err)) < 0) return rc;
+    if (x.count != y.count) return fy_cpu_count_mismatch(call, &x, &y, err);
+    if ((rc = fy_cpu_check_alias(call, &y, &x, err)) < 0) return rc;
     float v[CHUNK];
     for (size_t at = 0; at < x.count; at += CHUNK) {
         size_t n = x.count - at < CHUNK ? x.count - at : CHUNK;
@@ -97,9 +72,10 @@ int fy_cpu_kernel_add(const fy_kernel_call *call, fy_error *err)
         (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
         (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
         return rc;
-    if (a.count != b.count) return count_mismatch(call, &a, &b, err);
-    if (a.count != c.count) return count_mismatch(call, &a, &c, err);
-    if ((rc = check_alias(call, &c, &a, err)) < 0 || (rc = check_alias(call, &c, &b, err)) < 0)
+    if (a.count != b.count) return fy_cpu_count_mismatch(call, &a, &b, err);
+    if (a.count != c.count) return fy_cpu_count_mismatch(call, &a, &c, err);
+    if ((rc = fy_cpu_check_alias(call, &c, &a, err)) < 0 ||
+        (rc = fy_cpu_check_alias(call, &c, &b, err)) < 0)
         return rc;
     float va[CHUNK], vb[CHUNK];
     for (size_t at = 0; at < a.count; at += CHUNK) {

@@ -312,72 +312,15 @@ static int run_job(const fy_kernel_call *call, const matmul_job *job, fy_error *
 
 /* ---- the kernel: operands, shapes, dispatch ---- */
 
-/* Product of the first `count` dimensions (1 for none); false on overflow. */
-static bool shape_product(const fy_tensor *t, int count, uint64_t *out)
-{
-    uint64_t n = 1;
-    bool overflow = false;
-    for (int i = 0; i < count; i++)
-        overflow |= __builtin_mul_overflow(n, t->shape[i], &n);
-    *out = n;
-    return !overflow;
-}
-
 int fy_cpu_matmul(const fy_kernel_call *call, fy_matmul_isa isa, fy_error *err)
 {
-    int rc = fy_cpu_check_arity(call, 2, 1, "[A, B] -> [C]", err);
+    fy_matmul_operands mo;
+    int rc = fy_matmul_check(call, &mo, err);
     if (rc < 0) return rc;
-    fy_cpu_operand a, b, c;
-    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &a, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
-        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
-        return rc;
-
-    char label[160], sa[200], sb[200], sc[200];
+    const fy_cpu_operand a = mo.a, b = mo.b, c = mo.c;
+    const uint64_t m = mo.m, k = mo.k, n = mo.n, mn = m * n; /* checked not to overflow */
+    char label[160];
     fy_cpu_op_label(call, label, sizeof label);
-    if (!a.tensor || a.tensor->rank < 1)
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: A (%s) has no shape; matmul needs the shapes of A and B", label,
-                            a.name);
-    if (!b.tensor || b.tensor->rank != 2)
-        return fy_error_set(err, FY_EINVAL, "%s: B (%s) has %s%s; matmul needs B as [K, N]", label,
-                            b.name, b.tensor && b.tensor->rank ? "shape " : "no shape",
-                            b.tensor && b.tensor->rank ? fy_cpu_shape_text(b.tensor, sb, sizeof sb)
-                                                       : "");
-    const fy_tensor *ta = a.tensor, *tb = b.tensor, *tc = c.tensor;
-    uint64_t m, k = ta->shape[ta->rank - 1], n = tb->shape[1], mn;
-    shape_product(ta, ta->rank - 1, &m); /* cannot overflow: the whole shape fits A's size */
-    fy_cpu_shape_text(ta, sa, sizeof sa);
-    fy_cpu_shape_text(tb, sb, sizeof sb);
-    if (tb->shape[0] != k)
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: A (%s) is %s and B (%s) is %s: the inner dimensions differ", label,
-                            a.name, sa, b.name, sb);
-    if (__builtin_mul_overflow(m, n, &mn))
-        return fy_error_set(err, FY_ERANGE, "%s: C of A (%s) %s times B (%s) %s is too large",
-                            label, a.name, sa, b.name, sb);
-    bool c_fits = c.count == mn;
-    if (c_fits && tc && tc->rank > 0) {
-        uint64_t lead;
-        c_fits =
-            tc->shape[tc->rank - 1] == n && shape_product(tc, tc->rank - 1, &lead) && lead == m;
-    }
-    if (!c_fits) {
-        if (tc && tc->rank > 0) {
-            char shape_c[200];
-            snprintf(sc, sizeof sc, "is %s with", fy_cpu_shape_text(tc, shape_c, sizeof shape_c));
-        } else
-            snprintf(sc, sizeof sc, "has no shape and");
-        return fy_error_set(err, FY_EINVAL,
-                            "%s: C (%s) %s %" PRIu64 " elements, but A (%s) %s times B (%s) %s "
-                            "gives [%" PRIu64 ", %" PRIu64 "]",
-                            label, c.name, sc, c.count, a.name, sa, b.name, sb, m, n);
-    }
-    if (fy_cpu_overlap(c.data, c.size, a.data, a.size) ||
-        fy_cpu_overlap(c.data, c.size, b.data, b.size))
-        return fy_error_set(
-            err, FY_EINVAL, "%s: C (%s) shares memory with %s; matmul cannot run in place", label,
-            c.name, fy_cpu_overlap(c.data, c.size, a.data, a.size) ? a.name : b.name);
 
     if (isa == FY_MATMUL_ISA_AUTO)
         isa = fy_cpu_matmul_isa_available(FY_MATMUL_ISA_AVX2) ? FY_MATMUL_ISA_AVX2

@@ -177,3 +177,103 @@ unsigned fy_cpu_threads(const fy_kernel_call *call, double flops, uint64_t parts
         n = 1024;
     return n ? (unsigned)n : 1;
 }
+
+/* Product of the first `count` dimensions (1 for none); false on overflow. */
+static bool shape_product(const fy_tensor *t, int count, uint64_t *out)
+{
+    uint64_t n = 1;
+    bool overflow = false;
+    for (int i = 0; i < count; i++)
+        overflow |= __builtin_mul_overflow(n, t->shape[i], &n);
+    *out = n;
+    return !overflow;
+}
+
+int fy_matmul_check(const fy_kernel_call *call, fy_matmul_operands *mo, fy_error *err)
+{
+    int rc = fy_cpu_check_arity(call, 2, 1, "[A, B] -> [C]", err);
+    if (rc < 0) return rc;
+    fy_cpu_operand a, b, c;
+    if ((rc = fy_cpu_float_operand(call, &call->inputs[0], false, 0, &a, err)) < 0 ||
+        (rc = fy_cpu_float_operand(call, &call->inputs[1], false, 1, &b, err)) < 0 ||
+        (rc = fy_cpu_float_operand(call, &call->outputs[0], true, 0, &c, err)) < 0)
+        return rc;
+
+    char label[160], sa[200], sb[200], sc[200];
+    fy_cpu_op_label(call, label, sizeof label);
+    if (!a.tensor || a.tensor->rank < 1)
+        return fy_error_set(err, FY_EINVAL,
+                            "%s: A (%s) has no shape; matmul needs the shapes of A and B", label,
+                            a.name);
+    if (!b.tensor || b.tensor->rank != 2)
+        return fy_error_set(err, FY_EINVAL, "%s: B (%s) has %s%s; matmul needs B as [K, N]", label,
+                            b.name, b.tensor && b.tensor->rank ? "shape " : "no shape",
+                            b.tensor && b.tensor->rank ? fy_cpu_shape_text(b.tensor, sb, sizeof sb)
+                                                       : "");
+    const fy_tensor *ta = a.tensor, *tb = b.tensor, *tc = c.tensor;
+    uint64_t m, k = ta->shape[ta->rank - 1], n = tb->shape[1], mn;
+    shape_product(ta, ta->rank - 1, &m); /* cannot overflow: the whole shape fits A's size */
+    fy_cpu_shape_text(ta, sa, sizeof sa);
+    fy_cpu_shape_text(tb, sb, sizeof sb);
+    if (tb->shape[0] != k)
+        return fy_error_set(err, FY_EINVAL,
+                            "%s: A (%s) is %s and B (%s) is %s: the inner dimensions differ", label,
+                            a.name, sa, b.name, sb);
+    if (__builtin_mul_overflow(m, n, &mn))
+        return fy_error_set(err, FY_ERANGE, "%s: C of A (%s) %s times B (%s) %s is too large",
+                            label, a.name, sa, b.name, sb);
+    bool c_fits = c.count == mn;
+    if (c_fits && tc && tc->rank > 0) {
+        uint64_t lead;
+        c_fits =
+            tc->shape[tc->rank - 1] == n && shape_product(tc, tc->rank - 1, &lead) && lead == m;
+    }
+    if (!c_fits) {
+        if (tc && tc->rank > 0) {
+            char shape_c[200];
+            snprintf(sc, sizeof sc, "is %s with", fy_cpu_shape_text(tc, shape_c, sizeof shape_c));
+        } else
+            snprintf(sc, sizeof sc, "has no shape and");
+        return fy_error_set(err, FY_EINVAL,
+                            "%s: C (%s) %s %" PRIu64 " elements, but A (%s) %s times B (%s) %s "
+                            "gives [%" PRIu64 ", %" PRIu64 "]",
+                            label, c.name, sc, c.count, a.name, sa, b.name, sb, m, n);
+    }
+    if (fy_cpu_overlap(c.data, c.size, a.data, a.size) ||
+        fy_cpu_overlap(c.data, c.size, b.data, b.size))
+        return fy_error_set(
+            err, FY_EINVAL, "%s: C (%s) shares memory with %s; matmul cannot run in place", label,
+            c.name, fy_cpu_overlap(c.data, c.size, a.data, a.size) ? a.name : b.name);
+    mo->a = a;
+    mo->b = b;
+    mo->c = c;
+    mo->m = m;
+    mo->k = k;
+    mo->n = n;
+    return 0;
+}
+
+/* An output may be exactly an input (in place) but must not partly overlap it: chunks are
+ * read before they are written only when both views step through memory alike. */
+int fy_cpu_check_alias(const fy_kernel_call *call, const fy_cpu_operand *out,
+                       const fy_cpu_operand *in, fy_error *err)
+{
+    if (!fy_cpu_overlap(out->data, out->size, in->data, in->size)) return 0;
+    if (out->data == in->data && out->dtype == in->dtype && out->size == in->size) return 0;
+    char label[160];
+    return fy_error_set(err, FY_EINVAL,
+                        "%s: output %s partly overlaps input %s; only the same buffer in the "
+                        "same dtype can be updated in place",
+                        fy_cpu_op_label(call, label, sizeof label), out->name, in->name);
+}
+
+int fy_cpu_count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
+                          const fy_cpu_operand *y, fy_error *err)
+{
+    char label[160];
+    return fy_error_set(err, FY_EINVAL,
+                        "%s: %s has %" PRIu64 " elements and %s has %" PRIu64
+                        "; elementwise operands need the same count",
+                        fy_cpu_op_label(call, label, sizeof label), x->name, x->count, y->name,
+                        y->count);
+}

@@ -54,6 +54,22 @@ int fy_cpu_check_buffer(const fy_kernel_call *call, const fy_kernel_buffer *buf,
 int fy_cpu_float_operand(const fy_kernel_call *call, const fy_kernel_buffer *buf, bool output,
                          size_t index, fy_cpu_operand *out, fy_error *err);
 /* Whether the byte ranges of two buffers overlap. */
+/* An output may be exactly an input (same buffer, dtype and size: updated in place) but
+ * must not partly overlap it; returns 0 or FY_EINVAL naming both. */
+int fy_cpu_check_alias(const fy_kernel_call *call, const fy_cpu_operand *out,
+                       const fy_cpu_operand *in, fy_error *err);
+/* The error for elementwise operands of different element counts. */
+int fy_cpu_count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
+                          const fy_cpu_operand *y, fy_error *err);
+
+/* matmul's operands, checked for every backend alike: arity, f32/bf16 types, A [M, K]
+ * (leading dims folded into M), B [K, N], C of M x N elements, no overlap of C with A or B. */
+typedef struct fy_matmul_operands {
+    fy_cpu_operand a, b, c;
+    uint64_t m, k, n;
+} fy_matmul_operands;
+int fy_matmul_check(const fy_kernel_call *call, fy_matmul_operands *out, fy_error *err);
+
 bool fy_cpu_overlap(const void *a, uint64_t a_size, const void *b, uint64_t b_size);
 /* Threads to use for work of this many flops split into at most `parts` independent pieces:
  * call->threads (0: the online CPUs), never more than parts, 1 for small work. */

@@ -22,8 +22,7 @@ int fy_gen_start(fy_gen *gen, const char *name, fy_dtype dtype, const char *weig
 void fy_gen_tensor_typed(fy_gen *gen, const char *name, fy_tensor_kind kind, fy_dtype dtype,
                          uint64_t rows, uint64_t cols)
 {
-    if (gen->rc < 0)
-        return;
+    if (gen->rc < 0) return;
     fy_tensor_desc d = {.name = name, .kind = kind, .dtype = dtype, .rank = cols ? 2 : 1};
     d.shape[0] = rows;
     d.shape[1] = cols;
@@ -36,8 +35,7 @@ void fy_gen_tensor_typed(fy_gen *gen, const char *name, fy_tensor_kind kind, fy_
     gen->rc = fy_graph_add_tensor(gen->g, &d, gen->err);
 }
 
-void fy_gen_tensor(fy_gen *gen, const char *name, fy_tensor_kind kind, uint64_t rows,
-                   uint64_t cols)
+void fy_gen_tensor(fy_gen *gen, const char *name, fy_tensor_kind kind, uint64_t rows, uint64_t cols)
 {
     fy_gen_tensor_typed(gen, name, kind, gen->dtype, rows, cols);
 }
@@ -53,8 +51,7 @@ static size_t count_names(const char *const *names)
 void fy_gen_op(fy_gen *gen, const char *name, const char *kind, const char *const *reads,
                const char *const *writes, double flops)
 {
-    if (gen->rc < 0)
-        return;
+    if (gen->rc < 0) return;
     fy_op_desc d = {.name = name,
                     .kind = kind,
                     .device = FY_TIER_GPU,
@@ -71,8 +68,7 @@ static char *grad_name(const fy_tensor *t)
 {
     size_t n = strlen(t->name) + 6;
     char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s.grad", t->name);
+    if (s) snprintf(s, n, "%s.grad", t->name);
     return s;
 }
 
@@ -85,13 +81,11 @@ static bool needs_grad(const fy_tensor *t)
 /* Adds "<t>.grad" of t's shape and dtype unless it exists. */
 static void ensure_grad(fy_gen *gen, const fy_tensor *t, const char *gname)
 {
-    if (gen->rc < 0 || fy_graph_find_tensor(gen->g, gname) >= 0)
-        return;
-    fy_tensor_desc d = {.name = gname, .kind = FY_TENSOR_GRADIENT, .dtype = t->dtype,
-                        .rank = t->rank};
+    if (gen->rc < 0 || fy_graph_find_tensor(gen->g, gname) >= 0) return;
+    fy_tensor_desc d = {
+        .name = gname, .kind = FY_TENSOR_GRADIENT, .dtype = t->dtype, .rank = t->rank};
     memcpy(d.shape, t->shape, sizeof d.shape);
-    if (t->rank == 0)
-        d.size = t->size;
+    if (t->rank == 0) d.size = t->size;
     gen->rc = fy_graph_add_tensor(gen->g, &d, gen->err);
 }
 
@@ -108,8 +102,7 @@ static int mark_written(grad_state *s, size_t idx)
     if (idx >= s->cap) {
         size_t cap = idx * 2 + 16;
         bool *w = realloc(s->written, cap * sizeof *w);
-        if (!w)
-            return FY_ENOMEM;
+        if (!w) return FY_ENOMEM;
         memset(w + s->cap, 0, (cap - s->cap) * sizeof *w);
         s->written = w;
         s->cap = cap;
@@ -150,8 +143,7 @@ static void add_backward(fy_gen *gen, size_t op_index, grad_state *gs)
     memcpy(wr, op->writes, wcount * sizeof *wr);
     for (uint32_t i = 0; i < wcount; i++) {
         const fy_tensor *t = &g->tensors[wr[i]];
-        if (!needs_grad(t) || t->kind == FY_TENSOR_WEIGHT)
-            continue;
+        if (!needs_grad(t) || t->kind == FY_TENSOR_WEIGHT) continue;
         char *gn = owned[no++] = grad_name(t);
         if (!gn || fy_graph_find_tensor(g, gn) < 0)
             continue; /* nothing downstream produced a gradient for it */
@@ -162,8 +154,7 @@ static void add_backward(fy_gen *gen, size_t op_index, grad_state *gs)
         if (t->kind == FY_TENSOR_ACTIVATION || t->kind == FY_TENSOR_WEIGHT ||
             t->kind == FY_TENSOR_INPUT)
             reads[nr++] = t->name;
-        if (!needs_grad(t))
-            continue;
+        if (!needs_grad(t)) continue;
         char *gn = owned[no++] = grad_name(t);
         if (!gn) {
             gen->rc = fy_error_set(gen->err, FY_ENOMEM, "out of memory");
@@ -176,12 +167,10 @@ static void add_backward(fy_gen *gen, size_t op_index, grad_state *gs)
             gen->rc = fy_error_set(gen->err, FY_ENOMEM, "out of memory");
             break;
         }
-        if (was)
-            reads[nr++] = gn; /* accumulate into the existing gradient */
+        if (was) reads[nr++] = gn; /* accumulate into the existing gradient */
         writes[nw++] = gn;
     }
-    if (nw > 0 && gen->rc == 0)
-        fy_gen_op(gen, name, kind, reads, writes, flops);
+    if (nw > 0 && gen->rc == 0) fy_gen_op(gen, name, kind, reads, writes, flops);
     free(rd);
     free(wr);
 out:
@@ -196,8 +185,7 @@ out:
 
 void fy_gen_add_training(fy_gen *gen, const char *logits)
 {
-    if (gen->rc < 0)
-        return;
+    if (gen->rc < 0) return;
     fy_graph *g = gen->g;
     size_t forward_ops = g->op_count;
     long li = fy_graph_find_tensor(g, logits);
@@ -229,8 +217,7 @@ void fy_gen_add_training(fy_gen *gen, const char *logits)
     size_t tensors = g->tensor_count;
     for (size_t i = 0; i < tensors && gen->rc == 0; i++) {
         const fy_tensor t = g->tensors[i];
-        if (t.kind != FY_TENSOR_WEIGHT)
-            continue;
+        if (t.kind != FY_TENSOR_WEIGHT) continue;
         size_t len = strlen(t.name) + 8;
         char *gname = malloc(len), *m = malloc(len), *v = malloc(len), *step = malloc(len);
         if (gname && m && v && step) {
@@ -260,8 +247,7 @@ void fy_gen_add_training(fy_gen *gen, const char *logits)
 int fy_gen_finish(fy_gen *gen, fy_graph **out)
 {
     *out = NULL;
-    if (gen->rc == 0)
-        gen->rc = fy_graph_validate(gen->g, gen->err);
+    if (gen->rc == 0) gen->rc = fy_graph_validate(gen->g, gen->err);
     if (gen->rc < 0) {
         fy_graph_destroy(gen->g);
         gen->g = NULL;

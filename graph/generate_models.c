@@ -17,8 +17,7 @@ int fy_graph_generate_mlp(const fy_mlp_params *p, fy_graph **out, fy_error *err)
     char name[64];
     snprintf(name, sizeof name, "mlp-%u", p->layers);
     fy_gen gen;
-    if (fy_gen_start(&gen, name, p->dtype, p->weights_file, err) < 0)
-        return gen.rc;
+    if (fy_gen_start(&gen, name, p->dtype, p->weights_file, err) < 0) return gen.rc;
     fy_gen_tensor(&gen, "x", FY_TENSOR_INPUT, p->batch, p->hidden);
     double flops = 2.0 * (double)p->batch * (double)p->hidden * (double)p->hidden;
     char prev[NAME_MAX_LEN] = "x", w[NAME_MAX_LEN], a[NAME_MAX_LEN], op[NAME_MAX_LEN];
@@ -38,8 +37,7 @@ int fy_graph_generate_mlp(const fy_mlp_params *p, fy_graph **out, fy_error *err)
         fy_gen_op(&gen, op, "matmul", reads, writes, flops);
         snprintf(prev, sizeof prev, "%s", a);
     }
-    if (p->train)
-        fy_gen_add_training(&gen, "logits");
+    if (p->train) fy_gen_add_training(&gen, "logits");
     return fy_gen_finish(&gen, out);
 }
 
@@ -81,8 +79,8 @@ static void output_op(fy_gen *gen, const char *name, const char *kind, const cha
     fy_gen_op(gen, name, kind, reads, writes, flops);
 }
 
-static void decoder_layer(fy_gen *gen, const fy_transformer_params *p, unsigned l,
-                          const char *h_in, const char *h_out, bool is_output)
+static void decoder_layer(fy_gen *gen, const fy_transformer_params *p, unsigned l, const char *h_in,
+                          const char *h_out, bool is_output)
 {
     uint64_t T = p->seq * p->batch, H = p->hidden, F = p->ffn;
     char a[NAME_MAX_LEN], b[NAME_MAX_LEN], c[NAME_MAX_LEN], d[NAME_MAX_LEN], o[NAME_MAX_LEN];
@@ -112,12 +110,10 @@ static void decoder_layer(fy_gen *gen, const fy_transformer_params *p, unsigned 
               4.0 * (double)T * (double)F);
     matmul(gen, l, "down", d, "w_down", "d", T, F, H);
     const char *r6[] = {lname(a, l, "h1"), lname(b, l, "d"), NULL};
-    (is_output ? output_op : simple_op)(gen, lname(o, l, "mlp_res"), "add", r6, h_out, T, H,
-                                        th);
+    (is_output ? output_op : simple_op)(gen, lname(o, l, "mlp_res"), "add", r6, h_out, T, H, th);
 }
 
-int fy_graph_generate_transformer(const fy_transformer_params *p, fy_graph **out,
-                                  fy_error *err)
+int fy_graph_generate_transformer(const fy_transformer_params *p, fy_graph **out, fy_error *err)
 {
     *out = NULL;
     if (p->layers < 1 || !p->hidden || !p->ffn || !p->heads || !p->seq || !p->batch)
@@ -129,8 +125,7 @@ int fy_graph_generate_transformer(const fy_transformer_params *p, fy_graph **out
     char name[64];
     snprintf(name, sizeof name, "transformer-%u", p->layers);
     fy_gen gen;
-    if (fy_gen_start(&gen, name, p->dtype, p->weights_file, err) < 0)
-        return gen.rc;
+    if (fy_gen_start(&gen, name, p->dtype, p->weights_file, err) < 0) return gen.rc;
     uint64_t T = p->seq * p->batch, H = p->hidden;
     char h_in[NAME_MAX_LEN], h_out[NAME_MAX_LEN];
     if (p->vocab) {
@@ -166,7 +161,6 @@ int fy_graph_generate_transformer(const fy_transformer_params *p, fy_graph **out
         fy_gen_op(&gen, "head", "matmul", reads, writes,
                   2.0 * (double)T * (double)H * (double)p->vocab);
     }
-    if (p->train)
-        fy_gen_add_training(&gen, "logits");
+    if (p->train) fy_gen_add_training(&gen, "logits");
     return fy_gen_finish(&gen, out);
 }

@@ -11,8 +11,7 @@ int fy_graph_digest(const fy_graph *g, char hex[65], fy_error *err)
     char *text;
     size_t len;
     int rc = fy_graph_to_yaml(g, &text, &len, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     fy_sha256_hex(text, len, hex);
     free(text);
     return 0;

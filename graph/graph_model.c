@@ -22,8 +22,7 @@ int fy_graph_create(const char *name, fy_graph **out, fy_error *err)
 
 void fy_graph_destroy(fy_graph *g)
 {
-    if (!g)
-        return;
+    if (!g) return;
     for (size_t i = 0; i < g->tensor_count; i++) {
         free((char *)g->tensors[i].name);
         free((char *)g->tensors[i].source_file);
@@ -48,17 +47,15 @@ void fy_graph_destroy(fy_graph *g)
 int fy_graph_set_path(fy_graph *g, const char *path, fy_error *err)
 {
     char *copy = path ? strdup(path) : NULL;
-    if (path && !copy)
-        return fy_error_set(err, FY_ENOMEM, "out of memory");
+    if (path && !copy) return fy_error_set(err, FY_ENOMEM, "out of memory");
     free(g->path);
     g->path = copy;
     return 0;
 }
 
 /* An error at loc when the graph came from a file and loc is known, else plain. */
-__attribute__((format(printf, 5, 6))) static int graph_error(const fy_graph *g, fy_loc loc,
-                                                             fy_error *err, int status,
-                                                             const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int
+graph_error(const fy_graph *g, fy_loc loc, fy_error *err, int status, const char *fmt, ...)
 {
     char msg[FY_ERROR_MESSAGE_MAX];
     va_list ap;
@@ -72,8 +69,7 @@ __attribute__((format(printf, 5, 6))) static int graph_error(const fy_graph *g, 
 
 fy_tier fy_graph_default_home(fy_tensor_kind kind, bool has_source)
 {
-    if (has_source)
-        return FY_TIER_NVME;
+    if (has_source) return FY_TIER_NVME;
     switch (kind) {
     case FY_TENSOR_WEIGHT:
     case FY_TENSOR_INPUT:
@@ -86,12 +82,10 @@ fy_tier fy_graph_default_home(fy_tensor_kind kind, bool has_source)
 
 static int grow_array(void **array, size_t *cap, size_t count, size_t elem)
 {
-    if (count < *cap)
-        return 0;
+    if (count < *cap) return 0;
     size_t ncap = *cap ? *cap * 2 : 16;
     void *p = realloc(*array, ncap * elem);
-    if (!p)
-        return FY_ENOMEM;
+    if (!p) return FY_ENOMEM;
     *array = p;
     *cap = ncap;
     return 0;
@@ -100,20 +94,16 @@ static int grow_array(void **array, size_t *cap, size_t count, size_t elem)
 /* Grows the three per-tensor arrays together, keeping them valid on failure. */
 static int grow_tensors(fy_graph *g)
 {
-    if (g->tensor_count < g->tensor_cap)
-        return 0;
+    if (g->tensor_count < g->tensor_cap) return 0;
     size_t cap = g->tensor_cap ? g->tensor_cap * 2 : 16;
     fy_tensor *t = realloc(g->tensors, cap * sizeof *t);
-    if (!t)
-        return FY_ENOMEM;
+    if (!t) return FY_ENOMEM;
     g->tensors = t;
     fy_loc *l = realloc(g->tensor_locs, cap * sizeof *l);
-    if (!l)
-        return FY_ENOMEM;
+    if (!l) return FY_ENOMEM;
     g->tensor_locs = l;
     uint32_t *w = realloc(g->writer_count, cap * sizeof *w);
-    if (!w)
-        return FY_ENOMEM;
+    if (!w) return FY_ENOMEM;
     g->writer_count = w;
     g->tensor_cap = cap;
     return 0;
@@ -139,19 +129,17 @@ int fy_graph_add_tensor_at(fy_graph *g, const fy_tensor_desc *d, fy_loc loc, fy_
     if (g->validated)
         return fy_error_set(err, FY_ESTATE, "graph '%s' is validated and can no longer change",
                             g->name);
-    if (!d->name || !*d->name)
-        return graph_error(g, loc, err, FY_EINVAL, "a tensor needs a name");
+    if (!d->name || !*d->name) return graph_error(g, loc, err, FY_EINVAL, "a tensor needs a name");
     if (fy_strmap_get(&g->tensor_index, d->name, NULL))
         return graph_error(g, loc, err, FY_EINVAL, "duplicate tensor name '%s'", d->name);
     if ((int)d->kind < 0 || d->kind >= FY_TENSOR_KIND_COUNT)
         return graph_error(g, loc, err, FY_EINVAL, "tensor '%s' has an unknown kind", d->name);
     if (d->rank < 0 || d->rank > FY_MAX_RANK)
         return graph_error(g, loc, err, FY_ERANGE,
-                           "tensor '%s' has rank %d; ferry supports up to %d dimensions",
-                           d->name, d->rank, FY_MAX_RANK);
+                           "tensor '%s' has rank %d; ferry supports up to %d dimensions", d->name,
+                           d->rank, FY_MAX_RANK);
     if (d->rank > 0 && d->dtype == FY_DTYPE_NONE)
-        return graph_error(g, loc, err, FY_EINVAL, "tensor '%s' has a shape but no dtype",
-                           d->name);
+        return graph_error(g, loc, err, FY_EINVAL, "tensor '%s' has a shape but no dtype", d->name);
     uint64_t size = d->size;
     if (d->rank > 0) {
         bool overflow;
@@ -180,18 +168,16 @@ int fy_graph_add_tensor_at(fy_graph *g, const fy_tensor_desc *d, fy_loc loc, fy_
                            d->name);
     if (home == FY_TIER_NVME && !d->source_file)
         return graph_error(g, loc, err, FY_EINVAL,
-                           "tensor '%s': home nvme needs a source file holding its bytes",
-                           d->name);
+                           "tensor '%s': home nvme needs a source file holding its bytes", d->name);
     if (d->source_file && home != FY_TIER_NVME)
         return graph_error(g, loc, err, FY_EINVAL,
-                           "tensor '%s' has a source file, so its home is nvme, not %s",
-                           d->name, fy_tier_name(home));
+                           "tensor '%s' has a source file, so its home is nvme, not %s", d->name,
+                           fy_tier_name(home));
     if (d->source_file && d->source_offset > UINT64_MAX - size)
         return graph_error(g, loc, err, FY_ERANGE,
                            "tensor '%s': source offset plus size overflows 64 bits", d->name);
 
-    if (grow_tensors(g) < 0)
-        return fy_error_set(err, FY_ENOMEM, "out of memory");
+    if (grow_tensors(g) < 0) return fy_error_set(err, FY_ENOMEM, "out of memory");
     fy_tensor *t = &g->tensors[g->tensor_count];
     memset(t, 0, sizeof *t);
     t->name = strdup(d->name);
@@ -223,8 +209,7 @@ int fy_graph_add_tensor(fy_graph *g, const fy_tensor_desc *desc, fy_error *err)
 
 static fy_loc part_loc(const fy_op_locs *locs, const fy_loc *parts, size_t i)
 {
-    if (parts)
-        return parts[i];
+    if (parts) return parts[i];
     return locs ? locs->op : (fy_loc){0, 0};
 }
 
@@ -236,21 +221,18 @@ static int resolve(fy_graph *g, const fy_op_desc *d, const fy_op_locs *locs, boo
     const char *const *names = writes ? d->writes : d->reads;
     const fy_loc *parts = locs ? (writes ? locs->writes : locs->reads) : NULL;
     *out = NULL;
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     if (n > UINT32_MAX)
         return fy_error_set(err, FY_ERANGE, "op '%s' names too many tensors", d->name);
     uint32_t *idx = malloc(n * sizeof *idx);
-    if (!idx)
-        return fy_error_set(err, FY_ENOMEM, "out of memory");
+    if (!idx) return fy_error_set(err, FY_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         uint64_t t;
         fy_loc loc = part_loc(locs, parts, i);
         if (!names[i] || !fy_strmap_get(&g->tensor_index, names[i], &t)) {
             free(idx);
-            return graph_error(g, loc, err, FY_EINVAL, "op '%s' %s unknown tensor '%s'",
-                               d->name, writes ? "writes" : "reads",
-                               names[i] ? names[i] : "(null)");
+            return graph_error(g, loc, err, FY_EINVAL, "op '%s' %s unknown tensor '%s'", d->name,
+                               writes ? "writes" : "reads", names[i] ? names[i] : "(null)");
         }
         if (!writes && g->tensors[t].home == FY_TIER_NONE && g->writer_count[t] == 0) {
             free(idx);
@@ -262,8 +244,8 @@ static int resolve(fy_graph *g, const fy_op_desc *d, const fy_op_locs *locs, boo
         for (size_t j = 0; writes && j < i; j++) {
             if (idx[j] == t) {
                 free(idx);
-                return graph_error(g, loc, err, FY_EINVAL, "op '%s' writes '%s' twice",
-                                   d->name, names[i]);
+                return graph_error(g, loc, err, FY_EINVAL, "op '%s' writes '%s' twice", d->name,
+                                   names[i]);
             }
         }
         idx[i] = (uint32_t)t;
@@ -278,16 +260,14 @@ int fy_graph_add_op_at(fy_graph *g, const fy_op_desc *d, const fy_op_locs *locs,
     if (g->validated)
         return fy_error_set(err, FY_ESTATE, "graph '%s' is validated and can no longer change",
                             g->name);
-    if (!d->name || !*d->name)
-        return graph_error(g, loc, err, FY_EINVAL, "an op needs a name");
+    if (!d->name || !*d->name) return graph_error(g, loc, err, FY_EINVAL, "an op needs a name");
     if (fy_strmap_get(&g->op_index, d->name, NULL))
         return graph_error(g, loc, err, FY_EINVAL, "duplicate op name '%s'", d->name);
     if (!d->kind || !*d->kind)
         return graph_error(g, loc, err, FY_EINVAL, "op '%s' needs a kind (the kernel to run)",
                            d->name);
     if (d->device != FY_TIER_GPU && d->device != FY_TIER_HOST)
-        return graph_error(g, loc, err, FY_EINVAL, "op '%s': device must be gpu or host",
-                           d->name);
+        return graph_error(g, loc, err, FY_EINVAL, "op '%s': device must be gpu or host", d->name);
     if (d->write_count == 0)
         return graph_error(g, loc, err, FY_EINVAL, "op '%s' writes nothing", d->name);
     if (!(d->flops >= 0) || !(d->time >= 0))
@@ -295,10 +275,8 @@ int fy_graph_add_op_at(fy_graph *g, const fy_op_desc *d, const fy_op_locs *locs,
                            d->name);
     uint32_t *reads = NULL, *writes = NULL;
     int rc = resolve(g, d, locs, false, &reads, err);
-    if (rc == 0)
-        rc = resolve(g, d, locs, true, &writes, err);
-    if (rc == 0 &&
-        grow_array((void **)&g->ops, &g->op_cap, g->op_count, sizeof(fy_op)) < 0)
+    if (rc == 0) rc = resolve(g, d, locs, true, &writes, err);
+    if (rc == 0 && grow_array((void **)&g->ops, &g->op_cap, g->op_count, sizeof(fy_op)) < 0)
         rc = fy_error_set(err, FY_ENOMEM, "out of memory");
     if (rc < 0) {
         free(reads);
@@ -337,8 +315,7 @@ int fy_graph_add_op(fy_graph *g, const fy_op_desc *desc, fy_error *err)
 
 int fy_graph_validate(fy_graph *g, fy_error *err)
 {
-    if (g->validated)
-        return 0;
+    if (g->validated) return 0;
     if (g->op_count == 0)
         return fy_error_set_at(err, FY_EINVAL, g->path ? g->path : "", 0, 0,
                                "graph '%s' has no ops", g->name);

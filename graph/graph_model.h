@@ -35,8 +35,7 @@ typedef struct fy_op_locs {
 
 int fy_graph_set_path(fy_graph *g, const char *path, fy_error *err);
 int fy_graph_add_tensor_at(fy_graph *g, const fy_tensor_desc *desc, fy_loc loc, fy_error *err);
-int fy_graph_add_op_at(fy_graph *g, const fy_op_desc *desc, const fy_op_locs *locs,
-                       fy_error *err);
+int fy_graph_add_op_at(fy_graph *g, const fy_op_desc *desc, const fy_op_locs *locs, fy_error *err);
 /* Default home of a tensor of this kind, with or without a source file. */
 fy_tier fy_graph_default_home(fy_tensor_kind kind, bool has_source);
 

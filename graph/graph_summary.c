@@ -16,8 +16,7 @@ uint64_t fy_graph_op_working_set(const fy_graph *g, size_t index)
             uint32_t u = j < op->read_count ? op->reads[j] : op->writes[j - op->read_count];
             seen = u == t;
         }
-        if (!seen)
-            bytes += g->tensors[t].size;
+        if (!seen) bytes += g->tensors[t].size;
     }
     return bytes;
 }

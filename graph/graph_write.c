@@ -9,16 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Appends v in decimal; by hand because the digest of a big graph writes it for every
+ * tensor and printf's parsing would dominate. */
+static void put_u64(fy_buf *b, uint64_t v)
+{
+    char text[24];
+    size_t i = sizeof text;
+    do {
+        text[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    fy_buf_append(b, text + i, sizeof text - i);
+}
+
 /* Shortest "%.Ng" that reads back as exactly v. */
 static void put_number(fy_buf *b, double v, const char *suffix)
 {
     char text[40];
     for (int digits = 6; digits <= 17; digits++) {
         snprintf(text, sizeof text, "%.*g", digits, v);
-        if (strtod(text, NULL) == v)
-            break;
+        if (strtod(text, NULL) == v) break;
     }
-    fy_buf_printf(b, "%s%s", text, suffix);
+    fy_buf_puts(b, text);
+    fy_buf_puts(b, suffix);
 }
 
 static void put_tensor(fy_buf *b, const fy_tensor *t)
@@ -26,21 +39,31 @@ static void put_tensor(fy_buf *b, const fy_tensor *t)
     char size[32];
     fy_buf_puts(b, "  ");
     fy_buf_scalar(b, t->name);
-    fy_buf_printf(b, ": {kind: %s", fy_tensor_kind_name(t->kind));
+    fy_buf_puts(b, ": {kind: ");
+    fy_buf_puts(b, fy_tensor_kind_name(t->kind));
     if (t->rank > 0) {
-        fy_buf_printf(b, ", dtype: %s, shape: [", fy_dtype_name(t->dtype));
-        for (int i = 0; i < t->rank; i++)
-            fy_buf_printf(b, "%s%llu", i ? ", " : "", (unsigned long long)t->shape[i]);
+        fy_buf_puts(b, ", dtype: ");
+        fy_buf_puts(b, fy_dtype_name(t->dtype));
+        fy_buf_puts(b, ", shape: [");
+        for (int i = 0; i < t->rank; i++) {
+            if (i) fy_buf_puts(b, ", ");
+            put_u64(b, t->shape[i]);
+        }
         fy_buf_puts(b, "]");
     } else {
-        fy_buf_printf(b, ", size: %s", fy_size_format_exact(t->size, size, sizeof size));
+        fy_buf_puts(b, ", size: ");
+        fy_buf_puts(b, fy_size_format_exact(t->size, size, sizeof size));
     }
-    if (t->home != fy_graph_default_home(t->kind, t->source_file != NULL))
-        fy_buf_printf(b, ", home: %s", fy_tier_name(t->home));
+    if (t->home != fy_graph_default_home(t->kind, t->source_file != NULL)) {
+        fy_buf_puts(b, ", home: ");
+        fy_buf_puts(b, fy_tier_name(t->home));
+    }
     if (t->source_file) {
         fy_buf_puts(b, ", source: {file: ");
         fy_buf_scalar(b, t->source_file);
-        fy_buf_printf(b, ", offset: %llu}", (unsigned long long)t->source_offset);
+        fy_buf_puts(b, ", offset: ");
+        put_u64(b, t->source_offset);
+        fy_buf_puts(b, "}");
     }
     fy_buf_puts(b, "}\n");
 }
@@ -48,10 +71,11 @@ static void put_tensor(fy_buf *b, const fy_tensor *t)
 static void put_names(fy_buf *b, const fy_graph *g, const char *key, const uint32_t *idx,
                       uint32_t count)
 {
-    fy_buf_printf(b, ", %s: [", key);
+    fy_buf_puts(b, ", ");
+    fy_buf_puts(b, key);
+    fy_buf_puts(b, ": [");
     for (uint32_t i = 0; i < count; i++) {
-        if (i)
-            fy_buf_puts(b, ", ");
+        if (i) fy_buf_puts(b, ", ");
         fy_buf_scalar(b, g->tensors[idx[i]].name);
     }
     fy_buf_puts(b, "]");
@@ -63,10 +87,11 @@ static void put_op(fy_buf *b, const fy_graph *g, const fy_op *op)
     fy_buf_scalar(b, op->name);
     fy_buf_puts(b, ", kind: ");
     fy_buf_scalar(b, op->kind);
-    if (op->device != FY_TIER_GPU)
-        fy_buf_printf(b, ", device: %s", fy_tier_name(op->device));
-    if (op->read_count)
-        put_names(b, g, "reads", op->reads, op->read_count);
+    if (op->device != FY_TIER_GPU) {
+        fy_buf_puts(b, ", device: ");
+        fy_buf_puts(b, fy_tier_name(op->device));
+    }
+    if (op->read_count) put_names(b, g, "reads", op->reads, op->read_count);
     put_names(b, g, "writes", op->writes, op->write_count);
     if (op->flops > 0) {
         fy_buf_puts(b, ", flops: ");
@@ -116,7 +141,6 @@ int fy_graph_save(const fy_graph *g, const char *path, fy_error *err)
 char *fy_graph_source_path(const fy_graph *g, size_t tensor)
 {
     const fy_tensor *t = fy_graph_tensor(g, tensor);
-    if (!t || !t->source_file)
-        return NULL;
+    if (!t || !t->source_file) return NULL;
     return fy_path_relative_to(g->path, t->source_file);
 }

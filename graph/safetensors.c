@@ -421,7 +421,7 @@ int fy_st_file_parse(const char *name, const void *data, size_t len, fy_st_file 
                      fy_error *err)
 {
     *out = NULL;
-    uint64_t n;
+    uint64_t n = 0;
     int rc = check_length(name, len, data, &n, err);
     if (rc < 0) return rc;
     return parse_header(name, (const char *)data + 8, n, len, out, err);

@@ -33,22 +33,18 @@ static uint16_t f32_to_f16(float f)
     int32_t exp = (int32_t)((u >> 23) & 0xff) - 127 + 15;
     uint32_t mant = u & 0x7fffffu;
     if (exp <= 0) { /* subnormal or zero: our values are small but not that small */
-        if (exp < -10)
-            return (uint16_t)sign;
+        if (exp < -10) return (uint16_t)sign;
         mant |= 0x800000u;
         uint32_t shift = (uint32_t)(14 - exp);
         uint32_t half = mant >> shift;
         uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1)))
-            half++;
+        if (rem > mid || (rem == mid && (half & 1))) half++;
         return (uint16_t)(sign | half);
     }
-    if (exp >= 31)
-        return (uint16_t)(sign | 0x7c00u);
+    if (exp >= 31) return (uint16_t)(sign | 0x7c00u);
     uint32_t half = sign | ((uint32_t)exp << 10) | (mant >> 13);
     uint32_t rem = mant & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (half & 1)))
-        half++;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++;
     return (uint16_t)half;
 }
 
@@ -56,8 +52,7 @@ static uint16_t f32_to_f16(float f)
 static void fill(uint8_t *out, size_t n, fy_dtype dtype, float scale, uint64_t *state)
 {
     size_t es = fy_dtype_bytes(dtype);
-    if (es == 0)
-        es = 1;
+    if (es == 0) es = 1;
     for (size_t i = 0; i + es <= n; i += es) {
         uint64_t r = splitmix64(state);
         float u = (float)((double)(r >> 40) / 16777216.0 * 2.0 - 1.0) * scale;
@@ -94,10 +89,8 @@ static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
     while (n) {
         ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -errno;
         p += w;
         n -= (size_t)w;
         off += (uint64_t)w;
@@ -127,8 +120,7 @@ int fy_graph_write_weights(const fy_graph *g, const char *path, uint64_t seed, f
     uint64_t end = 0;
     for (size_t t = 0; t < fy_graph_tensor_count(g) && rc == 0; t++) {
         const fy_tensor *ten = fy_graph_tensor(g, t);
-        if (!ten->source_file)
-            continue;
+        if (!ten->source_file) continue;
         uint64_t state = seed * 0x9e3779b97f4a7c15ull + 1469598103934665603ull;
         for (const char *s = ten->name; *s; s++) /* FNV-1a of the name */
             state = (state ^ (unsigned char)*s) * 1099511628211ull;
@@ -145,8 +137,7 @@ int fy_graph_write_weights(const fy_graph *g, const char *path, uint64_t seed, f
                                      "writing tensor '%s': %s", ten->name, strerror(-w));
             done += n;
         }
-        if (ten->source_offset + ten->size > end)
-            end = ten->source_offset + ten->size;
+        if (ten->source_offset + ten->size > end) end = ten->source_offset + ten->size;
     }
     if (rc == 0 && ftruncate(fd, (off_t)end) < 0)
         rc = fy_error_set_at(err, fy_status_from_errno(errno), path, 0, 0, "cannot size: %s",
@@ -163,8 +154,7 @@ int fy_graph_write_weights(const fy_graph *g, const char *path, uint64_t seed, f
     if (rc == 0 && rename(tmp, path) < 0)
         rc = fy_error_set_at(err, fy_status_from_errno(errno), path, 0, 0, "cannot rename: %s",
                              strerror(errno));
-    if (rc < 0)
-        unlink(tmp);
+    if (rc < 0) unlink(tmp);
 out:
     free(tmp);
     free(buf);

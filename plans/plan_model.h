@@ -16,8 +16,8 @@ struct fy_plan {
     fy_graph *owned_graph; /* set when the loader loaded the graph itself */
     fy_machine machine;
     uint64_t arena[FY_TIER_COUNT];
-    unsigned arena_line[FY_TIER_COUNT];   /* where `arenas:` gives each size; 0 if none */
-    unsigned machine_line[FY_TIER_COUNT]; /* where the plan's machine gives a tier */
+    unsigned arena_line[FY_TIER_COUNT]; /* where `arenas:` gives each size; 0 if none */
+    unsigned events_line;               /* where `events:` is; 0 when built */
     fy_event *events;
     size_t count, cap;
     fy_pool_chunk *pool;

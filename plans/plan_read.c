@@ -37,11 +37,32 @@ static const unsigned kind_needs[FY_EVENT_KIND_COUNT] = {
     [FY_EVENT_COMPUTE] = BIT(K_ID) | BIT(K_DO) | BIT(K_OP),
 };
 
-static int classify_key(const char *k)
+/* strlen of each key_names[k]: keys are matched by length, then bytes. */
+static const uint32_t key_lengths[K_COUNT] = {2, 2, 6, 2, 4, 2, 2, 5};
+
+static int classify_key(const fy_ynode *key)
 {
     for (int i = 0; i < K_COUNT; i++)
-        if (k[0] == key_names[i][0] && strcmp(k, key_names[i]) == 0) return i;
+        if (key->count == key_lengths[i] && memcmp(key->u.text, key_names[i], key->count) == 0)
+            return i;
     return -1;
+}
+
+/* Names a field of an event in a message ("at of event 7"), or field alone when id is NULL.
+ * Messages are made only on the error path: the success path runs millions of times. */
+static const char *field_name(char *buf, size_t size, const char *field, const uint64_t *id)
+{
+    if (!id) return field;
+    snprintf(buf, size, "%s event %llu", field, (unsigned long long)*id);
+    return buf;
+}
+
+/* True when fy_ynode_string would accept n: a scalar, not empty, ~ or null unless quoted. */
+static bool is_string(const fy_ynode *n)
+{
+    return n->kind == FY_YSCALAR &&
+           (n->quoted || (n->count > 0 && !(n->count == 1 && n->u.text[0] == '~') &&
+                          !(n->count == 4 && memcmp(n->u.text, "null", 4) == 0)));
 }
 
 /* ids -> event index: while ids equal their index (the usual case) no map is needed; the
@@ -140,8 +161,8 @@ typedef struct reader {
 
 /* Fast path for the plain decimal integers that fill plans; anything else (units, quotes,
  * errors) goes through the typed getter. */
-static int read_u64(const reader *r, const fy_ynode *n, const char *what, bool size, uint64_t *out,
-                    fy_error *err)
+static int read_u64(const reader *r, const fy_ynode *n, const char *field, const uint64_t *id,
+                    bool size, uint64_t *out, fy_error *err)
 {
     if (n->kind == FY_YSCALAR && !n->quoted && n->count > 0 && n->count < 20) {
         uint64_t v = 0;
@@ -153,14 +174,28 @@ static int read_u64(const reader *r, const fy_ynode *n, const char *what, bool s
             return 0;
         }
     }
+    char buf[64];
+    const char *what = field_name(buf, sizeof buf, field, id);
     return size ? fy_ynode_size(r->doc, n, what, out, err)
                 : fy_ynode_u64(r->doc, n, what, out, err);
 }
 
+/* fy_tier_parse, with one comparison: the tier names differ in their first letter. */
 static fy_tier tier_of(const fy_ynode *n)
 {
-    fy_tier t;
-    return fy_tier_parse(n->u.text, &t) == 0 ? t : FY_TIER_NONE;
+    fy_tier t = FY_TIER_NONE;
+    switch (n->u.text[0]) {
+    case 'g':
+        t = FY_TIER_GPU;
+        break;
+    case 'h':
+        t = FY_TIER_HOST;
+        break;
+    case 'n':
+        t = FY_TIER_NVME;
+        break;
+    }
+    return t != FY_TIER_NONE && strcmp(n->u.text, fy_tier_name(t)) == 0 ? t : FY_TIER_NONE;
 }
 
 /* Finds the id of a later event (from index on) equal to id, for a precise message. */
@@ -169,7 +204,7 @@ static const fy_ynode *find_later_id(const reader *r, size_t from, uint64_t id)
     for (size_t i = from; i < r->events->count; i++) {
         const fy_ynode *v = fy_ymap_get(fy_yseq_item(r->events, i), "id");
         uint64_t other;
-        if (v && read_u64(r, v, "id", false, &other, NULL) == 0 && other == id) return v;
+        if (v && read_u64(r, v, "id", NULL, false, &other, NULL) == 0 && other == id) return v;
     }
     return NULL;
 }
@@ -178,9 +213,10 @@ static int read_after(reader *r, const fy_ynode *seq, uint64_t id, size_t index,
                       fy_error *err)
 {
     char what[64];
-    snprintf(what, sizeof what, "after of event %llu", (unsigned long long)id);
-    int rc = fy_ynode_expect(r->doc, seq, FY_YSEQ, what, err);
-    if (rc < 0) return rc;
+    int rc;
+    if (seq->kind != FY_YSEQ)
+        return fy_ynode_expect(r->doc, seq, FY_YSEQ, field_name(what, sizeof what, "after of", &id),
+                               err);
     if (seq->count > r->after_cap) {
         size_t cap = seq->count * 2;
         uint32_t *a = realloc(r->after, cap * sizeof *a);
@@ -191,7 +227,7 @@ static int read_after(reader *r, const fy_ynode *seq, uint64_t id, size_t index,
     for (uint32_t i = 0; i < seq->count; i++) {
         const fy_ynode *item = fy_yseq_item(seq, i);
         uint64_t dep;
-        if ((rc = read_u64(r, item, what, false, &dep, err)) < 0) return rc;
+        if ((rc = read_u64(r, item, "after of", &id, false, &dep, err)) < 0) return rc;
         uint32_t at;
         if (!id_get(&r->ids, dep, &at)) {
             const fy_ynode *later = find_later_id(r, index, dep);
@@ -214,9 +250,10 @@ static int read_after(reader *r, const fy_ynode *seq, uint64_t id, size_t index,
 static int read_places(reader *r, const fy_ynode *map, uint64_t id, fy_event *ev, fy_error *err)
 {
     char what[64];
-    snprintf(what, sizeof what, "at of compute event %llu", (unsigned long long)id);
-    int rc = fy_ynode_expect(r->doc, map, FY_YMAP, what, err);
-    if (rc < 0) return rc;
+    int rc;
+    if (map->kind != FY_YMAP)
+        return fy_ynode_expect(r->doc, map, FY_YMAP,
+                               field_name(what, sizeof what, "at of compute", &id), err);
     if (map->count > r->places_cap) {
         size_t cap = map->count * 2;
         fy_placement *p = realloc(r->places, cap * sizeof *p);
@@ -231,14 +268,16 @@ static int read_places(reader *r, const fy_ynode *map, uint64_t id, fy_event *ev
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(fy_ymap_key(map, j)->u.text, key->u.text) == 0)
                 return fy_ydoc_error(r->doc, key, err, FY_EPARSE, "duplicate tensor '%s' in %s",
-                                     key->u.text, what);
+                                     key->u.text,
+                                     field_name(what, sizeof what, "at of compute", &id));
         fy_placement *p = &r->places[i];
         long t = fy_graph_find_tensor(g, key->u.text);
         p->tensor = (int32_t)t;
         p->name = t >= 0 ? fy_graph_tensor(g, (size_t)t)->name
                          : fy_plan_pool_strdup(r->plan, key->u.text);
         if (!p->name) return fy_error_set(err, FY_ENOMEM, "out of memory");
-        if ((rc = read_u64(r, fy_ymap_value(map, i), what, true, &p->offset, err)) < 0) return rc;
+        rc = read_u64(r, fy_ymap_value(map, i), "at of compute", &id, true, &p->offset, err);
+        if (rc < 0) return rc;
     }
     ev->places = r->places;
     ev->place_count = map->count;
@@ -281,7 +320,7 @@ static int read_event(reader *r, const fy_ynode *node, size_t index, fy_error *e
     unsigned seen = 0;
     for (uint32_t i = 0; i < node->count; i++) {
         const fy_ynode *key = fy_ymap_key(node, i);
-        int k = key->kind == FY_YSCALAR ? classify_key(key->u.text) : -1;
+        int k = key->kind == FY_YSCALAR ? classify_key(key) : -1;
         if (k < 0)
             return fy_ydoc_error(doc, key, err, FY_EPARSE,
                                  "unknown key '%s' in %s (expected one of: id, do, tensor, op, "
@@ -300,7 +339,7 @@ static int read_event(reader *r, const fy_ynode *node, size_t index, fy_error *e
                              event_label(node, index, what, sizeof what));
     fy_event ev = {
         .tensor = -1, .op = -1, .from = FY_TIER_NONE, .to = FY_TIER_NONE, .line = node->line};
-    int rc = read_u64(r, val[K_ID], "event id", false, &ev.id, err);
+    int rc = read_u64(r, val[K_ID], "event id", NULL, false, &ev.id, err);
     if (rc < 0) return rc;
     unsigned long long id = (unsigned long long)ev.id;
     uint32_t first;
@@ -312,9 +351,12 @@ static int read_event(reader *r, const fy_ynode *node, size_t index, fy_error *e
         return fy_ydoc_error(doc, node, err, FY_EPARSE,
                              "event %llu needs 'do' (load, offload, evict or compute)", id);
     static const char *const kinds[] = {"load", "offload", "evict", "compute"};
-    int kind;
-    snprintf(what, sizeof what, "do of event %llu", id);
-    if ((rc = fy_ynode_enum(doc, val[K_DO], what, kinds, FY_EVENT_KIND_COUNT, &kind, err)) < 0)
+    int kind = -1;
+    for (int k = 0; k < FY_EVENT_KIND_COUNT && val[K_DO]->kind == FY_YSCALAR; k++)
+        if (strcmp(val[K_DO]->u.text, kinds[k]) == 0) kind = k;
+    if (kind < 0 &&
+        (rc = fy_ynode_enum(doc, val[K_DO], field_name(what, sizeof what, "do of", &ev.id), kinds,
+                            FY_EVENT_KIND_COUNT, &kind, err)) < 0)
         return rc;
     ev.kind = (fy_event_kind)kind;
     for (int k = 0; k < K_COUNT; k++) {
@@ -331,31 +373,39 @@ static int read_event(reader *r, const fy_ynode *node, size_t index, fy_error *e
     const fy_graph *g = r->plan->graph;
     bool known;
     if (ev.kind == FY_EVENT_COMPUTE) {
-        snprintf(what, sizeof what, "op of event %llu", id);
-        if ((rc = fy_ynode_string(doc, val[K_OP], what, &ev.ref, err)) < 0) return rc;
+        ev.ref = val[K_OP]->u.text;
+        if (!is_string(val[K_OP]) &&
+            (rc = fy_ynode_string(doc, val[K_OP], field_name(what, sizeof what, "op of", &ev.id),
+                                  &ev.ref, err)) < 0)
+            return rc;
         long op = fy_graph_find_op(g, ev.ref);
         ev.op = (int32_t)op;
         known = op >= 0;
         if (known) ev.ref = fy_graph_op(g, (size_t)op)->name;
         if (val[K_AT] && (rc = read_places(r, val[K_AT], ev.id, &ev, err)) < 0) return rc;
     } else {
-        snprintf(what, sizeof what, "tensor of event %llu", id);
-        if ((rc = fy_ynode_string(doc, val[K_TENSOR], what, &ev.ref, err)) < 0) return rc;
+        ev.ref = val[K_TENSOR]->u.text;
+        if (!is_string(val[K_TENSOR]) &&
+            (rc = fy_ynode_string(doc, val[K_TENSOR],
+                                  field_name(what, sizeof what, "tensor of", &ev.id), &ev.ref,
+                                  err)) < 0)
+            return rc;
         long t = fy_graph_find_tensor(g, ev.ref);
         ev.tensor = (int32_t)t;
         known = t >= 0;
         if (known) ev.ref = fy_graph_tensor(g, (size_t)t)->name;
-        snprintf(what, sizeof what, "from of event %llu", id);
-        if ((rc = fy_ynode_expect(doc, val[K_FROM], FY_YSCALAR, what, err)) < 0) return rc;
+        if (val[K_FROM]->kind != FY_YSCALAR)
+            return fy_ynode_expect(doc, val[K_FROM], FY_YSCALAR,
+                                   field_name(what, sizeof what, "from of", &ev.id), err);
         ev.from = tier_of(val[K_FROM]);
         if (val[K_TO]) {
-            snprintf(what, sizeof what, "to of event %llu", id);
-            if ((rc = fy_ynode_expect(doc, val[K_TO], FY_YSCALAR, what, err)) < 0) return rc;
+            if (val[K_TO]->kind != FY_YSCALAR)
+                return fy_ynode_expect(doc, val[K_TO], FY_YSCALAR,
+                                       field_name(what, sizeof what, "to of", &ev.id), err);
             ev.to = tier_of(val[K_TO]);
         }
         if (val[K_AT]) {
-            snprintf(what, sizeof what, "at of event %llu", id);
-            if ((rc = read_u64(r, val[K_AT], what, true, &ev.at, err)) < 0) return rc;
+            if ((rc = read_u64(r, val[K_AT], "at of", &ev.id, true, &ev.at, err)) < 0) return rc;
         }
     }
     /* The document's text goes away after loading: keep unknown names in the pool. */
@@ -450,13 +500,16 @@ static int read_plan(reader *r, const fy_graph *graph, fy_error *err)
         (rc = fy_ymap_check(doc, v, graph_keys, "'graph'", err)) < 0)
         return rc;
     if ((v = fy_ymap_get(root, "machine")) &&
-        (rc = fy_machine_read(doc, v, false, &r->plan->machine, r->plan->machine_line, err)) < 0)
+        (rc = fy_machine_read(doc, v, false, &r->plan->machine, NULL, err)) < 0)
         return rc;
     if ((v = fy_ymap_get(root, "arenas")) && (rc = read_arenas(r, v, err)) < 0) return rc;
     const fy_ynode *events = fy_ymap_get(root, "events");
     if (!events) return fy_ydoc_error(doc, root, err, FY_EPARSE, "the plan needs an 'events' list");
     if ((rc = fy_ynode_expect(doc, events, FY_YSEQ, "'events'", err)) < 0) return rc;
     r->events = events;
+    for (uint32_t i = 0; i < root->count; i++)
+        if (fy_ynode_is(fy_ymap_key(root, i), "events"))
+            r->plan->events_line = fy_ymap_key(root, i)->line;
     r->plan->events = malloc((events->count ? events->count : 1) * sizeof *r->plan->events);
     if (!r->plan->events)
         return fy_error_set(err, FY_ENOMEM, "out of memory for %u events", events->count);

@@ -279,7 +279,7 @@ int fy_timeline_write_svg(const fy_timeline *tl, const char *path, fy_error *err
         y += LANE_H;
     }
     time_axis(&p, lanes_y - 2, y, true);
-    text(&b, LEFT + p.plot_w, y + 30, "end", NULL, "time →");
+    text(&b, LEFT + p.plot_w, y + 40, "end", NULL, "time since the start of the plan");
     double ly = y + 40, lx = LEFT;
     static const char *const names[] = {"load", "offload", "evict", "compute"};
     for (int k = 0; k < FY_EVENT_KIND_COUNT; k++) {

@@ -48,11 +48,9 @@ static void test_graph_refuses_each_malformed_file(void **state)
         fy_error err = {0};
         fy_graph *g = (fy_graph *)1;
         int rc = fy_graph_load(fy_test_data(rel), &g, &err);
-        if (rc >= 0)
-            fail_msg("%s was accepted", c->file);
+        if (rc >= 0) fail_msg("%s was accepted", c->file);
         assert_null(g);
-        if (!strstr(err.message, c->message) || err.line != c->line ||
-            err.column != c->column)
+        if (!strstr(err.message, c->message) || err.line != c->line || err.column != c->column)
             fail_msg("%s: got %u:%u '%s', want %u:%u '%s'", c->file, err.line, err.column,
                      err.message, c->line, c->column, c->message);
         assert_non_null(strstr(err.file, c->file));
@@ -129,9 +127,16 @@ static void test_graph_round_trip_is_identical(void **state)
     assert_int_equal(fy_graph_load(fy_test_data("graphs/good-mlp2.yaml"), &g, &err), 0);
     assert_round_trip(g);
     fy_graph_destroy(g);
-    fy_transformer_params tp = {.layers = 2, .hidden = 64, .ffn = 172, .heads = 4, .seq = 16,
-                                .batch = 2, .vocab = 100, .dtype = FY_DTYPE_BF16,
-                                .train = true, .weights_file = "odd name: w.bin"};
+    fy_transformer_params tp = {.layers = 2,
+                                .hidden = 64,
+                                .ffn = 172,
+                                .heads = 4,
+                                .seq = 16,
+                                .batch = 2,
+                                .vocab = 100,
+                                .dtype = FY_DTYPE_BF16,
+                                .train = true,
+                                .weights_file = "odd name: w.bin"};
     assert_int_equal(fy_graph_generate_transformer(&tp, &g, &err), 0);
     assert_round_trip(g);
     fy_graph_destroy(g);
@@ -150,8 +155,8 @@ static void test_graph_builder_enforces_rules(void **state)
     fy_tensor_desc noshape = {.name = "n", .kind = FY_TENSOR_INPUT};
     assert_int_equal(fy_graph_add_tensor(g, &noshape, &err), FY_EINVAL);
     assert_non_null(strstr(err.message, "needs a size"));
-    fy_tensor_desc nvme = {.name = "v", .kind = FY_TENSOR_WEIGHT, .size = 4, .home_set = true,
-                           .home = FY_TIER_NVME};
+    fy_tensor_desc nvme = {
+        .name = "v", .kind = FY_TENSOR_WEIGHT, .size = 4, .home_set = true, .home = FY_TIER_NVME};
     assert_int_equal(fy_graph_add_tensor(g, &nvme, &err), FY_EINVAL);
     assert_non_null(strstr(err.message, "needs a source file"));
     fy_tensor_desc y = {.name = "y", .kind = FY_TENSOR_OUTPUT, .size = 16};
@@ -159,8 +164,12 @@ static void test_graph_builder_enforces_rules(void **state)
     assert_int_equal(fy_graph_validate(g, &err), FY_EINVAL);
     assert_non_null(strstr(err.message, "no ops"));
     const char *reads[] = {"x"}, *writes[] = {"y", "y"};
-    fy_op_desc op = {.name = "f", .kind = "copy", .reads = reads, .read_count = 1,
-                     .writes = writes, .write_count = 2};
+    fy_op_desc op = {.name = "f",
+                     .kind = "copy",
+                     .reads = reads,
+                     .read_count = 1,
+                     .writes = writes,
+                     .write_count = 2};
     assert_int_equal(fy_graph_add_op(g, &op, &err), FY_EINVAL);
     assert_non_null(strstr(err.message, "writes 'y' twice"));
     op.write_count = 1;
@@ -203,16 +212,14 @@ static void assert_training_structure(const fy_graph *g)
         const char *k = fy_graph_op(g, i)->kind;
         if (first_bwd == n && !strcmp(k, "loss"))
             first_bwd = i; /* the forward ops are the ones before the loss */
-        if (first_step == n && !strcmp(k, "adam"))
-            first_step = i;
+        if (first_step == n && !strcmp(k, "adam")) first_step = i;
     }
     assert_true(first_bwd < first_step && first_step < n);
     for (size_t i = 0; i < first_bwd; i++) {
         const fy_op *op = fy_graph_op(g, i);
         for (uint32_t r = 0; r < op->read_count; r++) {
             const fy_tensor *t = fy_graph_tensor(g, op->reads[r]);
-            if (t->kind != FY_TENSOR_ACTIVATION)
-                continue;
+            if (t->kind != FY_TENSOR_ACTIVATION) continue;
             bool reread = false;
             for (size_t j = first_bwd; j < first_step && !reread; j++) {
                 const fy_op *b = fy_graph_op(g, j);
@@ -250,8 +257,13 @@ static void test_graph_generators_make_loadable_training_graphs(void **state)
     assert_round_trip(g);
     fy_graph_destroy(g);
 
-    fy_transformer_params tp = {.layers = 32, .hidden = 4096, .ffn = 11008, .heads = 32,
-                                .seq = 2048, .batch = 1, .dtype = FY_DTYPE_BF16};
+    fy_transformer_params tp = {.layers = 32,
+                                .hidden = 4096,
+                                .ffn = 11008,
+                                .heads = 32,
+                                .seq = 2048,
+                                .batch = 1,
+                                .dtype = FY_DTYPE_BF16};
     assert_int_equal(fy_graph_generate_transformer(&tp, &g, &err), 0);
     assert_int_equal(fy_graph_op_count(g), 32 * 13); /* 13 ops per decoder layer */
     fy_graph_summarize(g, &s);
@@ -287,8 +299,8 @@ static void test_graph_weight_file_follows_the_seed(void **state)
     char *dir = fy_test_scratch("weights");
     fy_error err = {0};
     fy_graph *g;
-    fy_mlp_params mp = {.layers = 3, .hidden = 100, .batch = 2, .dtype = FY_DTYPE_BF16,
-                        .weights_file = "w.bin"};
+    fy_mlp_params mp = {
+        .layers = 3, .hidden = 100, .batch = 2, .dtype = FY_DTYPE_BF16, .weights_file = "w.bin"};
     assert_int_equal(fy_graph_generate_mlp(&mp, &g, &err), 0);
     char a[4200], b[4200], c[4200];
     snprintf(a, sizeof a, "%s/a.bin", dir);

@@ -11,8 +11,7 @@ static uint64_t size_ok(const char *text)
     uint64_t v = 0;
     fy_error err = {0};
     int rc = fy_size_parse(text, &v, &err);
-    if (rc != 0)
-        fail_msg("'%s' refused: %s", text, err.message);
+    if (rc != 0) fail_msg("'%s' refused: %s", text, err.message);
     return v;
 }
 
@@ -115,8 +114,9 @@ static void test_rates_flops_times_counts(void **state)
 static void test_exact_format_reads_back(void **state)
 {
     (void)state;
-    const uint64_t values[] = {0, 1, 1000, 1024, 1536, 134217728, 1000003, 1610612736,
-                               UINT64_MAX, 5000000000000ull, 3ull << 40};
+    const uint64_t values[] = {0,         1,       1000,       1024,       1536,
+                               134217728, 1000003, 1610612736, UINT64_MAX, 5000000000000ull,
+                               3ull << 40};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char buf[32];
         fy_size_format_exact(values[i], buf, sizeof buf);

@@ -46,8 +46,7 @@ static inline void fy_test_scratch_remove(char *dir)
 static inline int fy_file_read_all_for_test(const char *path, char **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);

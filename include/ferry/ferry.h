@@ -16,7 +16,11 @@
 #include "ferry/graph.h"
 #include "ferry/import.h"
 #include "ferry/plan.h"
+#include "ferry/policy.h"
+#include "ferry/planner.h"
+#include "ferry/check.h"
 #include "ferry/simulate.h"
 #include "ferry/engine.h"
+#include "ferry/serve.h"
 
 #endif

@@ -167,11 +167,11 @@ uint64_t fy_graph_op_working_set(const fy_graph *g, size_t op);
 
 /* Synthetic generators (`ferry graph mlp|transformer`). */
 typedef struct fy_mlp_params {
-    unsigned layers;  /* >= 1 */
-    uint64_t hidden;  /* width of every layer */
-    uint64_t batch;   /* rows of the input */
-    fy_dtype dtype;   /* of weights and activations */
-    bool train;       /* add backward ops, gradients and an optimizer op per weight */
+    unsigned layers;          /* >= 1 */
+    uint64_t hidden;          /* width of every layer */
+    uint64_t batch;           /* rows of the input */
+    fy_dtype dtype;           /* of weights and activations */
+    bool train;               /* add backward ops, gradients and an optimizer op per weight */
     const char *weights_file; /* when set, weights get source: {file, offset} in it */
 } fy_mlp_params;
 
@@ -184,8 +184,7 @@ typedef struct fy_transformer_params {
 } fy_transformer_params;
 
 int fy_graph_generate_mlp(const fy_mlp_params *p, fy_graph **out, fy_error *err);
-int fy_graph_generate_transformer(const fy_transformer_params *p, fy_graph **out,
-                                  fy_error *err);
+int fy_graph_generate_transformer(const fy_transformer_params *p, fy_graph **out, fy_error *err);
 /* Writes a weight file holding every tensor that has a source in path (the graph's own
  * file name for it is ignored), filled with deterministic pseudo-random values of the
  * tensor's dtype drawn from seed: the same graph and seed give the same bytes. */

@@ -32,11 +32,11 @@ extern "C" {
 
 /* Capacities are the budget a plan must respect; rates feed the cost model. */
 typedef struct fy_machine {
-    uint64_t capacity[FY_TIER_COUNT]; /* bytes per tier */
-    double gpu_compute;               /* FLOPS of ops on the gpu */
-    double host_compute;              /* FLOPS of ops on the host */
-    double h2d, d2h;                  /* bytes/s host<->gpu */
-    double nvme_read, nvme_write;     /* bytes/s */
+    uint64_t capacity[FY_TIER_COUNT];  /* bytes per tier */
+    double gpu_compute;                /* FLOPS of ops on the gpu */
+    double host_compute;               /* FLOPS of ops on the host */
+    double h2d, d2h;                   /* bytes/s host<->gpu */
+    double nvme_read, nvme_write;      /* bytes/s */
     char nvme_dir[FY_MACHINE_DIR_MAX]; /* where spill files go */
 } fy_machine;
 
@@ -74,8 +74,8 @@ typedef struct fy_event {
     const char *ref; /* the tensor's or op's name as written (unknown names are kept here) */
     fy_tier from;    /* load, offload, evict; FY_TIER_NONE: an unknown tier was named */
     fy_tier to;      /* load, offload */
-    uint64_t at;    /* load, offload: offset of the copy in the destination tier's arena
-                       (nvme: in the spill file) */
+    uint64_t at;     /* load, offload: offset of the copy in the destination tier's arena
+                        (nvme: in the spill file) */
     const fy_placement *places; /* compute: tensors it creates */
     uint32_t place_count;
     const uint32_t *after; /* indices of earlier events that must complete first */
@@ -100,8 +100,7 @@ int fy_plan_load_string(const char *name, const char *text, size_t len, const fy
 void fy_plan_destroy(fy_plan *plan);
 
 /* Building (the planner, tests). The plan borrows graph; machine is copied. */
-int fy_plan_create(const fy_graph *graph, const fy_machine *machine, fy_plan **out,
-                   fy_error *err);
+int fy_plan_create(const fy_graph *graph, const fy_machine *machine, fy_plan **out, fy_error *err);
 /* Appends an event (its `after` array and places are copied; id is set to the index).
  * Returns the new event's index, or a negative status. */
 long fy_plan_add(fy_plan *plan, const fy_event *ev, fy_error *err);

@@ -1,0 +1,3 @@
+-- Hostile: never finishes loading.
+local n = 0
+while true do n = n + 1 end

@@ -1,0 +1,2 @@
+-- Hostile: runs a command while loading.
+os.execute("touch /tmp/ferry-lua-sandbox-pwned")

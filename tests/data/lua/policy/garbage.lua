@@ -1,0 +1,3 @@
+function prefetch(ctx, i)
+  return {42, true}
+end

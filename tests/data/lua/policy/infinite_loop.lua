@@ -1,0 +1,3 @@
+function victim(ctx, tier, need, candidates)
+  while true do end
+end

@@ -1,0 +1,2 @@
+os.execute("touch /tmp/ferry-pwned")
+function prefetch(ctx, i) end

@@ -1,0 +1,2 @@
+local m = require("socket")
+function prefetch(ctx, i) end

@@ -1,0 +1,4 @@
+-- A typo: the test checks the line.
+function prefetch(ctx, i)
+  return {"a" "b"}
+end
