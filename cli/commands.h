@@ -17,6 +17,7 @@ int fy_cmd_info(int argc, char **argv);
 int fy_cmd_import(int argc, char **argv);
 int fy_cmd_demo(int argc, char **argv);
 int fy_cmd_simulate(int argc, char **argv);
+int fy_cmd_probe(int argc, char **argv);
 int fy_cmd_plan(int argc, char **argv);
 int fy_cmd_check(int argc, char **argv);
 int fy_cmd_run(int argc, char **argv);

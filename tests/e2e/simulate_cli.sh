@@ -53,4 +53,15 @@ set -e
 grep -q "bad-yaml.yaml:6:" "$tmp/err" || fail "message: $(cat "$tmp/err")"
 [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] && [ $rc4 -eq 2 ] && [ $rc5 -eq 2 ] || fail "bad options must exit 2"
 grep -q "nonexistent" "$tmp/err2" || fail "trace write error names the path"
+# ferry probe measures this folder and writes a machine file that simulate loads
+"$FERRY" probe --dir "$tmp" --size 4MiB --no-gpu --no-host -o "$tmp/probed.yaml" >"$tmp/out"
+grep -q "wrote $tmp/probed.yaml" "$tmp/out" || fail "probe output: $(cat "$tmp/out")"
+grep -q "^nvme: {dir: " "$tmp/probed.yaml" || fail "probe's machine file"
+"$FERRY" simulate "$plan" --machine "$tmp/probed.yaml" | grep -q "predicted time" || fail "simulate on the probed machine"
+set +e
+"$FERRY" probe --dir /nonexistent/x -o "$tmp/x.yaml" 2>"$tmp/err"; rc=$?
+"$FERRY" probe --dir "$tmp" 2>/dev/null; rc2=$?
+set -e
+[ $rc -eq 2 ] && grep -q "/nonexistent/x" "$tmp/err" || fail "probe of a missing folder: $rc $(cat "$tmp/err")"
+[ $rc2 -eq 2 ] || fail "probe without -o must exit 2"
 echo ok
