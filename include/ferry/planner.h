@@ -88,6 +88,39 @@ void fy_plan_stats_free(fy_plan_stats *stats);
 int fy_plan_make(const fy_graph *graph, const fy_machine *machine, const fy_policy *policy,
                  fy_plan **out, fy_plan_stats *stats, fy_error *err);
 
+/* ---- policy search (`ferry plan --search`) ------------------------------------------ */
+
+/* One policy tried: its knobs (strings borrowed from the base policy), and the plan's
+ * predicted time (fy_simulate) and peaks, or why there was no plan. */
+typedef struct fy_search_try {
+    fy_policy_knobs knobs;
+    int status;         /* 0, or the planner's FY_E* (FY_EINFEASIBLE: no plan fits) */
+    bool fits;          /* planned, and every arena and peak within the machine's capacity */
+    double predicted_s; /* the simulator's total time */
+    double stall_s;     /* compute stalls */
+    uint64_t bytes_moved;
+    uint64_t peak[FY_TIER_COUNT];
+    uint64_t arena[FY_TIER_COUNT];
+    char note[200]; /* why it does not fit or failed; "" */
+} fy_search_try;
+
+typedef struct fy_search_result {
+    fy_search_try *tries; /* in the order tried; tries[0] is the base policy's knobs */
+    size_t count;
+    long best;     /* index of the chosen try, -1 when none fits */
+    char why[512]; /* the choice in a sentence, for people */
+} fy_search_result;
+
+/* Searches the base policy's knobs (NULL: the defaults) for the plan with the least predicted
+ * time that fits the machine: coordinate descent from the base over prefetch (0 1 2 4 8),
+ * evict (belady lru fifo after-last-use), staging buffers (0 1 2 4) and the activation
+ * offload threshold (off; host at idle 1 2 4 8), repeated until a round changes nothing.
+ * Ties go to fewer bytes moved, then to the earlier try. *best is the chosen plan (NULL when
+ * none fits, with FY_EINFEASIBLE); result lists every try (fy_search_result_free). */
+int fy_plan_search(const fy_graph *graph, const fy_machine *machine, const fy_policy *base,
+                   fy_plan **best, fy_search_result *result, fy_error *err);
+void fy_search_result_free(fy_search_result *result);
+
 #ifdef __cplusplus
 }
 #endif

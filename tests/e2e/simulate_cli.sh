@@ -53,6 +53,19 @@ set -e
 grep -q "bad-yaml.yaml:6:" "$tmp/err" || fail "message: $(cat "$tmp/err")"
 [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] && [ $rc4 -eq 2 ] && [ $rc5 -eq 2 ] || fail "bad options must exit 2"
 grep -q "nonexistent" "$tmp/err2" || fail "trace write error names the path"
+# ferry plan --search: a table of what it tried, the choice, a plan that simulates
+"$FERRY" graph mlp --layers 4 --hidden 1024 --batch 8 -o "$tmp/g.yaml" --weights "$tmp/w.bin" 2>/dev/null
+"$FERRY" plan "$tmp/g.yaml" --gpu 16MiB --search -o "$tmp/searched.yaml" >"$tmp/out"
+grep -q "settings tried" "$tmp/out" || fail "search table: $(cat "$tmp/out")"
+grep -Eq "^\* +[0-9]+ " "$tmp/out" || fail "search marks no choice"
+grep -Eq "kept the base|chose try" "$tmp/out" || fail "search says not why"
+"$FERRY" check "$tmp/searched.yaml" >/dev/null || fail "searched plan does not check"
+"$FERRY" simulate "$tmp/searched.yaml" | grep -q "predicted time" || fail "searched plan does not simulate"
+set +e
+"$FERRY" plan "$tmp/g.yaml" --gpu 64KiB --search -o "$tmp/none.yaml" >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "fits" "$tmp/err" || fail "infeasible search: $rc $(cat "$tmp/err")"
+
 # ferry probe measures this folder and writes a machine file that simulate loads
 "$FERRY" probe --dir "$tmp" --size 4MiB --no-gpu --no-host -o "$tmp/probed.yaml" >"$tmp/out"
 grep -q "wrote $tmp/probed.yaml" "$tmp/out" || fail "probe output: $(cat "$tmp/out")"
