@@ -99,6 +99,8 @@ static long try_knobs(search *s, const fy_policy_knobs *k, fy_error *err)
     fy_sim *sim = NULL;
     fy_error e = {0};
     int rc = fy_policy_create(s->name, k, &pol, &e);
+    /* a Lua policy's hooks are re-attached to every variation: they stay in force */
+    if (rc == 0 && k->lua) rc = fy_policy_attach_lua(pol, &k->lua_limits, &e);
     if (rc == 0) rc = fy_plan_make(s->g, s->m, pol, &plan, &stats, &e);
     if (rc == 0) rc = fy_simulate(plan, s->m, NULL, &sim, &e);
     fy_policy_destroy(pol);

@@ -61,6 +61,9 @@ grep -Eq "^\* +[0-9]+ " "$tmp/out" || fail "search marks no choice"
 grep -Eq "kept the base|chose try" "$tmp/out" || fail "search says not why"
 "$FERRY" check "$tmp/searched.yaml" >/dev/null || fail "searched plan does not check"
 "$FERRY" simulate "$tmp/searched.yaml" | grep -q "predicted time" || fail "searched plan does not simulate"
+"$FERRY" plan "$tmp/g.yaml" --gpu 16MiB --policy lookahead --search -o "$tmp/lua.yaml" >"$tmp/out" \
+    || fail "search with a Lua policy"
+grep -q "settings tried" "$tmp/out" || fail "Lua search table"
 set +e
 "$FERRY" plan "$tmp/g.yaml" --gpu 64KiB --search -o "$tmp/none.yaml" >"$tmp/out" 2>"$tmp/err"; rc=$?
 set -e
