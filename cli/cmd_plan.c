@@ -18,7 +18,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ferry plan GRAPH [--policy P] [--machine M.yaml] [--gpu SIZE] [--host SIZE]\n"
             "                  [--nvme SIZE] [--lua-instructions N] [--lua-memory SIZE]\n"
-            "                  [--lua-seconds TIME] -o PLAN\n"
+            "                  [--lua-seconds TIME] [--search] -o PLAN\n"
             "       ferry plan --sequence A.yaml,B.yaml,A.yaml [options] -o PLAN\n"
             "       ferry plan --trace TRACE [options] -o PLAN\n\n"
             "Turns a graph into a plan (ferry: plan/1) that ferry check accepts.\n\n"
@@ -33,9 +33,9 @@ static void usage(FILE *out)
             "  --gpu SIZE     override the gpu capacity (e.g. 8GiB); likewise --host, --nvme\n"
             "  -o, --output F where to write the plan ('-': standard output)\n"
             "  -q, --quiet    print nothing but errors\n"
-            "  --search       try the policy's knobs over a range (prefetch, evict, staging,\n"
-            "                 activation offload), predict each plan with the simulator and keep\n"
-            "                 the fastest that fits; prints what it tried and why it chose\n"
+            "  --search       try the policy's knobs over ranges (prefetch, evict, staging,\n"
+            "                 activation offload), print the table, keep the fastest plan\n"
+            "                 (predicted by ferry simulate) that fits (docs/policies.md)\n"
             "  --lua-instructions N  instruction budget per Lua hook call (default 10M)\n"
             "  --lua-memory SIZE     memory budget of the Lua policy (default 64MiB)\n"
             "  --lua-seconds TIME    time limit per Lua hook call (default 10s)\n"
@@ -43,35 +43,6 @@ static void usage(FILE *out)
             "A bare NAME is searched in $FERRY_POLICY_PATH (':'-separated folders), then\n"
             "<prefix>/share/ferry/policies beside the ferry binary, then the source tree's\n"
             "policies/ folder.\n");
-}
-
-/* The table of what --search tried, marking the choice, and why it chose. */
-static void print_search(const fy_search_result *r, FILE *out)
-{
-    fprintf(out, "search: %zu settings tried\n  %3s %8s %-14s %7s %-12s %10s %10s %10s %9s\n",
-            r->count, "#", "prefetch", "evict", "staging", "activations", "predicted", "stalls",
-            "gpu peak", "moved");
-    for (size_t i = 0; i < r->count; i++) {
-        const fy_search_try *t = &r->tries[i];
-        char act[32], a[32], b[32], c[32], d[32];
-        if (t->knobs.activations_offload == FY_TIER_NONE)
-            snprintf(act, sizeof act, "off");
-        else
-            snprintf(act, sizeof act, "%s@%u", fy_tier_name(t->knobs.activations_offload),
-                     t->knobs.activations_idle);
-        fprintf(out, "%s %3zu %8u %-14s %7u %-12s ", (long)i == r->best ? "*" : " ", i + 1,
-                t->knobs.prefetch, fy_evict_rule_name(t->knobs.evict), t->knobs.staging_buffers,
-                act);
-        if (t->status < 0)
-            fprintf(out, "no plan: %s\n", t->note);
-        else
-            fprintf(out, "%10s %10s %10s %9s%s%s\n", fy_time_format(t->predicted_s, a, sizeof a),
-                    fy_time_format(t->stall_s, b, sizeof b),
-                    fy_size_format_human(t->peak[FY_TIER_GPU], c, sizeof c),
-                    fy_size_format_human(t->bytes_moved, d, sizeof d),
-                    t->fits ? "" : "  does not fit: ", t->fits ? "" : t->note);
-    }
-    fprintf(out, "%s\n", r->why);
 }
 
 /* The folders a bare policy name is searched in; strings are malloc'ed into dirs. */
@@ -244,11 +215,11 @@ int fy_cmd_plan(int argc, char **argv)
         case OPT_SEQUENCE:
             sequence = optarg;
             break;
-        case OPT_SEARCH:
-            search = true;
-            break;
         case OPT_TRACE:
             trace = optarg;
+            break;
+        case OPT_SEARCH:
+            search = true;
             break;
         case 'o':
             output = optarg;
@@ -308,12 +279,16 @@ int fy_cmd_plan(int argc, char **argv)
         rc = fy_graph_load(graph_path, &g, &err);
     }
     fy_search_result found = {0};
-    if (rc == 0 && search)
-        rc = fy_plan_search(g, &machine, policy, &plan, &found, &err);
-    else if (rc == 0)
+    char *table = NULL;
+    if (rc == 0 && search) {
+        rc = fy_plan_search(g, &machine, policy, &found, &plan, &err);
+        /* The table shows what was tried even when nothing fits. */
+        if (found.count && !(table = fy_search_format(&found)) && rc == 0)
+            rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
+        if (table && !quiet && (rc < 0 || !strcmp(output, "-"))) fputs(table, stderr);
+    } else if (rc == 0) {
         rc = fy_plan_make(g, &machine, policy, &plan, &stats, &err);
-    if (search && found.count && !quiet)
-        print_search(&found, strcmp(output, "-") ? stdout : stderr);
+    }
     if (rc == 0 && !(ref = graph_reference(output, graph_path)))
         rc = fy_error_set(&err, FY_ENOMEM, "out of memory");
     if (rc == 0) rc = fy_plan_save(plan, output, ref, &err);
@@ -322,19 +297,22 @@ int fy_cmd_plan(int argc, char **argv)
         exit_code = fy_cli_report(&err);
     else if (!quiet) {
         FILE *out = strcmp(output, "-") ? stdout : stderr;
-        if (search)
-            fprintf(out, "plan -> %s\n", output);
-        else
+        if (search) {
+            if (out == stdout) fputs(table, out);
+            fprintf(out, "plan: %zu events -> %s\n  policy %s\n", fy_plan_event_count(plan), output,
+                    fy_plan_policy_name(plan));
+        } else
             print_summary(&stats, &machine, fy_policy_name(policy), output, out);
         if (seq) {
             fprintf(out, "  sequence graph -> %s\n%s", seq_graph, seq_text ? seq_text : "");
             fy_cli_print_sequence(plan, out);
         }
     }
+    free(table);
+    fy_search_result_free(&found);
     free(seq_graph);
     free(seq_text);
     fy_plan_stats_free(&stats);
-    fy_search_result_free(&found);
     free(ref);
     fy_plan_destroy(plan);
     fy_graph_destroy(g);

@@ -17,10 +17,10 @@ int fy_cmd_info(int argc, char **argv);
 int fy_cmd_import(int argc, char **argv);
 int fy_cmd_demo(int argc, char **argv);
 int fy_cmd_simulate(int argc, char **argv);
-int fy_cmd_probe(int argc, char **argv);
 int fy_cmd_plan(int argc, char **argv);
 int fy_cmd_check(int argc, char **argv);
 int fy_cmd_run(int argc, char **argv);
+int fy_cmd_probe(int argc, char **argv);
 
 /* Prints a graph's summary (ops, bytes by kind and home, largest working set). */
 void fy_cli_print_graph_summary(const fy_graph *g, FILE *out);

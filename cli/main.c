@@ -17,7 +17,7 @@ static const command commands[] = {
     {"info", fy_cmd_info, "print a summary of a graph file"},
     {"check", fy_cmd_check, "check a plan: every violation with its line (exit 1 if any)"},
     {"simulate", fy_cmd_simulate, "dry-run a plan: peaks per tier, time, stalls, trace, plot"},
-    {"probe", fy_cmd_probe, "measure this machine's nvme, links and matmul rates into a machine file"},
+    {"probe", fy_cmd_probe, "measure this machine (nvme, gpu rates) and write a machine file"},
     {"run", fy_cmd_run, "run a checked plan on a device (sim, cuda) and report the timing"},
     {"demo", fy_cmd_demo, "run the whole path on a built-in example"},
 };

@@ -20,7 +20,6 @@
 #include "ferry/planner.h"
 #include "ferry/check.h"
 #include "ferry/simulate.h"
-#include "ferry/probe.h"
 #include "ferry/engine.h"
 #include "ferry/serve.h"
 

@@ -88,38 +88,49 @@ void fy_plan_stats_free(fy_plan_stats *stats);
 int fy_plan_make(const fy_graph *graph, const fy_machine *machine, const fy_policy *policy,
                  fy_plan **out, fy_plan_stats *stats, fy_error *err);
 
-/* ---- policy search (`ferry plan --search`) ------------------------------------------ */
+/* ---- the knob search (`ferry plan --search`; planner/search.c) --------------------- */
 
-/* One policy tried: its knobs (strings borrowed from the base policy), and the plan's
- * predicted time (fy_simulate) and peaks, or why there was no plan. */
-typedef struct fy_search_try {
+/* One policy the search tried: its knobs (strings borrowed from the base policy), and what
+ * planning and simulating it gave. */
+typedef struct fy_search_candidate {
     fy_policy_knobs knobs;
-    int status;         /* 0, or the planner's FY_E* (FY_EINFEASIBLE: no plan fits) */
-    bool fits;          /* planned, and every arena and peak within the machine's capacity */
-    double predicted_s; /* the simulator's total time */
-    double stall_s;     /* compute stalls */
+    bool feasible;  /* planned, simulated, and every arena within its tier's capacity */
+    char *reason;   /* when not feasible: why (the planner's message), malloc'ed */
+    double total_s; /* predicted time (fy_simulate) */
     uint64_t bytes_moved;
     uint64_t peak[FY_TIER_COUNT];
     uint64_t arena[FY_TIER_COUNT];
-    char note[200]; /* why it does not fit or failed; "" */
-} fy_search_try;
+} fy_search_candidate;
 
 typedef struct fy_search_result {
-    fy_search_try *tries; /* in the order tried; tries[0] is the base policy's knobs */
+    fy_search_candidate *candidates; /* in the order tried; candidates[0] is the base */
     size_t count;
-    long best;     /* index of the chosen try, -1 when none fits */
-    char why[512]; /* the choice in a sentence, for people */
+    long chosen; /* index of the chosen candidate, or -1 when none was feasible */
+    char *why;   /* one line saying why it was chosen, malloc'ed */
+    char *label; /* the chosen knobs in short ("prefetch 2, belady"), malloc'ed */
 } fy_search_result;
 
-/* Searches the base policy's knobs (NULL: the defaults) for the plan with the least predicted
- * time that fits the machine: coordinate descent from the base over prefetch (0 1 2 4 8),
- * evict (belady lru fifo after-last-use), staging buffers (0 1 2 4) and the activation
- * offload threshold (off; host at idle 1 2 4 8), repeated until a round changes nothing.
- * Ties go to fewer bytes moved, then to the earlier try. *best is the chosen plan (NULL when
- * none fits, with FY_EINFEASIBLE); result lists every try (fy_search_result_free). */
+/* The most candidates one search plans (the base included). */
+#define FY_SEARCH_MAX_CANDIDATES 64
+
+/* Searches base's knobs (NULL: the defaults) by coordinate descent: the base first, then,
+ * round after round, each knob over its range with the others held at the best so far,
+ * until a round improves nothing or FY_SEARCH_MAX_CANDIDATES were planned. Ranges: prefetch
+ * 0,1,2,4; evict belady, lru, fifo, after-last-use; staging buffers 1,2,4 (only when a
+ * tensor rests on nvme); activation offload off or to host at idle 2,4,8 (only when the graph
+ * has gradients). Each candidate is planned (an infeasible one is recorded with its reason,
+ * not an error) and simulated on machine; the best is the least predicted time whose arenas
+ * fit the capacities, ties broken by fewer bytes moved. On success *best (may be NULL) is
+ * its plan, with the policy note "search: KNOBS". A policy with a Lua script or hooks is
+ * refused with FY_EUNSUPPORTED (its hooks could not follow the knobs); none feasible is
+ * FY_EINFEASIBLE with the base's reason (out is still filled). Free out with
+ * fy_search_result_free. */
 int fy_plan_search(const fy_graph *graph, const fy_machine *machine, const fy_policy *base,
-                   fy_plan **best, fy_search_result *result, fy_error *err);
+                   fy_search_result *out, fy_plan **best, fy_error *err);
 void fy_search_result_free(fy_search_result *result);
+/* The candidates as a table for people, then the choice; malloc'ed, NULL when out of
+ * memory. */
+char *fy_search_format(const fy_search_result *result);
 
 #ifdef __cplusplus
 }
