@@ -197,8 +197,8 @@ static int build_edges(const fy_plan *plan, run *r, fy_error *err)
 
 static void start_event(run *r, const fy_sim_options *o, uint32_t i)
 {
-    r->spans[i].start_s = r->now;
     int q = r->queue[i];
+    if (q != FY_SIM_QUEUE_IO || !o->io_depth || r->io.n < o->io_depth) r->spans[i].start_s = r->now;
     if (q == FY_SIM_QUEUE_NONE) {
         r->spans[i].end_s = r->now;
         r->ready[r->ready_n++] = i | 0x80000000u; /* completes at once */
@@ -263,6 +263,7 @@ static void simulate_loop(run *r, const fy_sim_options *o)
             complete_event(r, it.ev);
             if (r->wait_head < r->wait_tail) {
                 uint32_t w = r->io_wait[r->wait_head++];
+                r->spans[w].start_s = r->now;
                 heap_push(&r->io, (heap_item){r->vnow + r->cost[w], w});
             }
         }

@@ -43,15 +43,9 @@ static int cmp_acc(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
-/* Adds wait to the entry named key (a short list: kinds of event are few). */
-static int add_kind(acc **v, size_t *n, size_t *cap, const char *key, double wait)
+/* Appends an entry named key. */
+static int append(acc **v, size_t *n, size_t *cap, const char *key, double wait)
 {
-    for (size_t k = 0; k < *n; k++)
-        if (!strcmp((*v)[k].key, key)) {
-            (*v)[k].wait_s += wait;
-            (*v)[k].count++;
-            return 0;
-        }
     if (*n == *cap) {
         size_t c = *cap ? 2 * *cap : 16;
         acc *p = realloc(*v, c * sizeof *p);
@@ -65,6 +59,18 @@ static int add_kind(acc **v, size_t *n, size_t *cap, const char *key, double wai
     a->wait_s = wait;
     a->count = 1;
     return 0;
+}
+
+/* Adds wait to the entry named key (a short list: kinds of event are few). */
+static int add_kind(acc **v, size_t *n, size_t *cap, const char *key, double wait)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (!strcmp((*v)[k].key, key)) {
+            (*v)[k].wait_s += wait;
+            (*v)[k].count++;
+            return 0;
+        }
+    return append(v, n, cap, key, wait);
 }
 
 static void kind_key(const fy_plan *plan, const fy_event *e, char *buf, size_t size)
@@ -96,8 +102,7 @@ int fy_sim_stalls_build(fy_sim *sim, const uint32_t *stream_prev, fy_error *err)
     size_t n = fy_plan_event_count(plan);
     acc *by_t = NULL, *by_k = NULL;
     size_t nt = 0, ct = 0, nk = 0, ck = 0;
-    /* by tensor: one slot per event that is some stall's culprit, keyed by name; the list is
-     * short-lived, so the linear merge in add_kind is replaced by a per-name index here. */
+    /* by tensor: an index from tensor (or op) to its entry, as there may be many */
     long *slot = malloc(
         (fy_graph_tensor_count(fy_plan_graph(plan)) + fy_graph_op_count(fy_plan_graph(plan)) + 1) *
         sizeof *slot);
@@ -130,13 +135,12 @@ int fy_sim_stalls_build(fy_sim *sim, const uint32_t *stream_prev, fy_error *err)
         }
         tensor_key(ce, key, sizeof key);
         slot[idx] = (long)nt;
-        if ((rc = add_kind(&by_t, &nt, &ct, "", gap)) < 0) break;
-        snprintf(by_t[nt - 1].key, sizeof by_t[nt - 1].key, "%s", key);
+        if ((rc = append(&by_t, &nt, &ct, key, gap)) < 0) break;
     }
     free(slot);
     if (rc == 0) {
-        qsort(by_t, nt, sizeof *by_t, cmp_acc);
-        qsort(by_k, nk, sizeof *by_k, cmp_acc);
+        if (nt) qsort(by_t, nt, sizeof *by_t, cmp_acc);
+        if (nk) qsort(by_k, nk, sizeof *by_k, cmp_acc);
         fy_buf names = {0};
         sim->stalls = malloc((nt + nk + 1) * sizeof *sim->stalls);
         for (size_t k = 0; k < nt + nk; k++) {
