@@ -38,6 +38,27 @@ static int plan_and_check(const fy_graph *g, uint64_t gpu, const char *path, con
 }
 
 /* Runs plan on the sim device with x as input; the output goes to y. */
+/* Step 3: the dry-run of the plan on its machine, and its plot beside the plan. */
+static int dry_run(const fy_plan *plan, const char *dir)
+{
+    fy_error err = {0};
+    fy_sim *sim;
+    if (fy_simulate(plan, NULL, NULL, &sim, &err) < 0) return fy_cli_report(&err);
+    const fy_sim_summary *s = fy_sim_summary_get(sim);
+    char svg[4200], a[32], b[32], c[32], d[32];
+    snprintf(svg, sizeof svg, "%s/plan.svg", dir);
+    int rc = fy_timeline_write_svg(fy_sim_timeline(sim), svg, &err);
+    if (rc == 0)
+        printf("3. simulate it on the default machine: predicted %s, gpu peak %s (arena %s), "
+               "compute waits %s; plot: %s\n",
+               fy_time_format(s->total_s, a, sizeof a),
+               fy_size_format_human(s->tier[FY_TIER_GPU].peak, b, sizeof b),
+               fy_size_format_human(s->tier[FY_TIER_GPU].arena, c, sizeof c),
+               fy_time_format(s->stall_s, d, sizeof d), svg);
+    fy_sim_destroy(sim);
+    return rc < 0 ? fy_cli_report(&err) : FY_EXIT_OK;
+}
+
 static int run(const fy_plan *plan, const char *nvme, void *x, uint64_t xs, void *y, uint64_t ys,
                fy_engine_report *rep)
 {
@@ -105,6 +126,8 @@ int fy_cmd_demo(int argc, char **argv)
     int rc = plan_and_check(g, budget, plan_path, "mlp.yaml", &plan);
     if (rc == FY_EXIT_OK) rc = plan_and_check(g, sum.total_bytes * 2, base_path, "mlp.yaml", &base);
 
+    if (rc == FY_EXIT_OK) rc = dry_run(plan, dir);
+
     const fy_tensor *x = fy_graph_tensor(g, (size_t)fy_graph_find_tensor(g, "x"));
     const fy_tensor *y = fy_graph_tensor(g, (size_t)fy_graph_find_tensor(g, "y"));
     uint16_t *in = malloc(x->size);
@@ -114,7 +137,7 @@ int fy_cmd_demo(int argc, char **argv)
     if (rc == FY_EXIT_OK) {
         for (uint64_t i = 0; i < x->size / 2; i++)
             in[i] = fy_bf16_from_f32((float)((int)(i % 17) - 8) / 16.0f);
-        printf("3. run both on the sim device:\n");
+        printf("4. run both on the sim device:\n");
         rc = run(plan, nvme, in, x->size, out, y->size, &rep);
     }
     if (rc == FY_EXIT_OK) rc = run(base, nvme, in, x->size, ref, y->size, &rep_base);
@@ -129,14 +152,15 @@ int fy_cmd_demo(int argc, char **argv)
                fy_size_format_human(rep_base.queue[FY_ENGINE_QUEUE_H2D].bytes, b, sizeof b),
                fy_size_format_human(rep_base.peak[FY_TIER_GPU], c, sizeof c));
         bool same = memcmp(out, ref, y->size) == 0;
-        printf("4. verify: the output 'y' (%s) is %s\n", fy_size_format_human(y->size, a, sizeof a),
+        printf("5. verify: the output 'y' (%s) is %s\n", fy_size_format_human(y->size, a, sizeof a),
                same ? "bitwise identical to the reference run's"
                     : "DIFFERENT from the reference run's");
         if (!same)
             rc = FY_EXIT_FAILURE;
         else
-            printf("demo files are in %s/ (try `ferry check %s` and `ferry run %s`)\n", dir,
-                   plan_path, plan_path);
+            printf("demo files are in %s/ (try `ferry check %s`, `ferry simulate %s` and "
+                   "`ferry run %s`; open plan.svg)\n",
+                   dir, plan_path, plan_path, plan_path);
     }
     fy_engine_report_free(&rep);
     fy_engine_report_free(&rep_base);

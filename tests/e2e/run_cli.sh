@@ -112,5 +112,7 @@ grep -q "unknown device 'tpu'" "$tmp/err" || fail "device message"
 # The demo runs the whole path and verifies the planned run against the reference run.
 "$FERRY" demo --dir "$tmp/demo" >"$tmp/demo.out" 2>&1 || fail "demo: $(cat "$tmp/demo.out")"
 grep -q "bitwise identical" "$tmp/demo.out" || fail "demo did not verify: $(cat "$tmp/demo.out")"
+grep -q "^3. simulate it .*predicted" "$tmp/demo.out" || fail "demo did not simulate: $(cat "$tmp/demo.out")"
+grep -q "</svg>" "$tmp/demo/plan.svg" || fail "demo wrote no plot"
 "$FERRY" run "$tmp/demo/plan.yaml" --device sim --nvme-dir "$tmp/nvme" --quiet || fail "demo plan"
 echo "run_cli: ok"
