@@ -6,6 +6,8 @@
  */
 #include "core/json.h"
 
+#include "core/arena.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <locale.h>
@@ -15,55 +17,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the arena ---------------------------------------------------------------------- */
-
-#define BLOCK_SIZE (64u * 1024u)
-
-typedef struct block {
-    struct block *next;
-    size_t used, cap;
-    /* the data follows; this header is a multiple of 8 bytes, which keeps nodes aligned */
-} block;
-
 struct fy_jdoc {
     char *name;
     fy_jnode root;
-    block *blocks;
+    fy_arena arena;
 };
 
 static void *arena_alloc(fy_jdoc *doc, size_t size)
 {
-    size = (size + 7) & ~(size_t)7;
-    block *b = doc->blocks;
-    if (b && b->cap - b->used >= size) {
-        void *p = (char *)(b + 1) + b->used;
-        b->used += size;
-        return p;
-    }
-    size_t cap = size > BLOCK_SIZE ? size : BLOCK_SIZE;
-    block *nb = malloc(sizeof *nb + cap);
-    if (!nb) return NULL;
-    nb->cap = cap;
-    nb->used = size;
-    /* A large run gets a block of its own, put behind the current one so that the free room
-     * left in the current block still serves the small allocations that follow. */
-    if (b && size > BLOCK_SIZE / 4) {
-        nb->next = b->next;
-        b->next = nb;
-    } else {
-        nb->next = b;
-        doc->blocks = nb;
-    }
-    return nb + 1;
+    return fy_arena_alloc(&doc->arena, size, 8);
 }
 
 void fy_jdoc_destroy(fy_jdoc *doc)
 {
     if (!doc) return;
-    for (block *b = doc->blocks, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
+    fy_arena_free(&doc->arena);
     free(doc->name);
     free(doc);
 }

@@ -6,6 +6,7 @@
  * arena, so a node costs 24 bytes. Aliases are refused. */
 #include "core/yaml_fast.h"
 
+#include "core/arena.h"
 #include "core/buf.h"
 
 #include <assert.h>
@@ -15,43 +16,22 @@
 #include <string.h>
 #include <yaml.h>
 
-typedef struct chunk {
-    struct chunk *next;
-    size_t used, size;
-    _Alignas(16) unsigned char data[];
-} chunk;
-
 struct fy_ydoc {
     char *name;
-    chunk *chunks;
+    fy_arena arena; /* 1 MiB blocks: plans run to hundreds of MiB of nodes */
     fy_ynode *root;
 };
 
 /* Nodes take align 8; scalar texts take align 1, packed end to end. */
 static void *arena_alloc(fy_ydoc *doc, size_t size, size_t align)
 {
-    chunk *c = doc->chunks;
-    size_t used = c ? (c->used + align - 1) & ~(align - 1) : 0;
-    if (!c || used > c->size || c->size - used < size) {
-        size_t want = size > (1u << 20) ? size : (1u << 20);
-        c = malloc(sizeof *c + want);
-        if (!c) return NULL;
-        c->size = want;
-        c->next = doc->chunks;
-        doc->chunks = c;
-        used = 0;
-    }
-    c->used = used + size;
-    return c->data + used;
+    return fy_arena_alloc(&doc->arena, size, align);
 }
 
 void fy_ydoc_destroy(fy_ydoc *doc)
 {
     if (!doc) return;
-    for (chunk *c = doc->chunks, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
+    fy_arena_free(&doc->arena);
     free(doc->name);
     free(doc);
 }
@@ -248,11 +228,7 @@ static int build_libyaml(builder *b, yaml_parser_t *parser, fy_error *err)
 /* Frees what a declined fast read built, keeping the builder's stacks for reuse. */
 static void builder_reset(builder *b)
 {
-    for (chunk *c = b->doc->chunks, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
-    b->doc->chunks = NULL;
+    fy_arena_free(&b->doc->arena);
     b->top = b->depth = 0;
     memset(b->recent, 0, sizeof b->recent);
     memset(b->recent_len, 0, sizeof b->recent_len);
@@ -297,6 +273,7 @@ static int new_doc(const char *name, fy_ydoc **out, fy_error *err)
         free(doc);
         return fy_error_set(err, FY_ENOMEM, "out of memory");
     }
+    doc->arena.block_size = 1u << 20;
     *out = doc;
     return 0;
 }
