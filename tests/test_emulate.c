@@ -329,18 +329,6 @@ static void test_emulate_sharded_checkpoint_streams_every_weight_intact(void **s
     fy_graph_destroy(g);
 }
 
-static bool dir_is_empty(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) return true; /* never created */
-    struct dirent *e;
-    bool empty = true;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
-    closedir(d);
-    return empty;
-}
-
 static void test_emulate_missing_kernel_fails_before_the_run_naming_op_and_kind(void **state)
 {
     (void)state;
@@ -366,7 +354,7 @@ static void test_emulate_missing_kernel_fails_before_the_run_naming_op_and_kind(
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
         if (!strstr(err.message, want[k])) fail_msg("'%s' not in: %s", want[k], err.message);
     assert_int_equal(s.events, 0); /* nothing ran */
-    assert_true(dir_is_empty(nvme));
+    assert_int_equal(fy_test_dir_entries(nvme), 0);
     assert_int_equal(rep.event_count, 0);
     fy_plan_destroy(plan);
     fy_graph_destroy(g);
@@ -394,7 +382,7 @@ static void test_emulate_truncated_checkpoint_fails_naming_tensor_and_file(void 
             !strstr(err.message, "truncated"))
             fail_msg("message: %s", err.message);
         assert_int_equal(s.events, 0);
-        assert_true(dir_is_empty(nvme));
+        assert_int_equal(fy_test_dir_entries(nvme), 0);
     }
     fy_plan_destroy(plan);
     fy_graph_destroy(g);
@@ -527,7 +515,7 @@ static void test_emulate_verify_weights_catches_a_corrupted_read(void **state)
                           "the host arena at offset", "flip.safetensors at offset"};
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
         if (!strstr(err.message, want[k])) fail_msg("'%s' not in: %s", want[k], err.message);
-    assert_true(dir_is_empty(nvme));
+    assert_int_equal(fy_test_dir_entries(nvme), 0);
     fy_plan_destroy(plan);
     fy_graph_destroy(g);
 }

@@ -37,17 +37,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static size_t dir_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    size_t n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    if (d) closedir(d);
-    return n;
-}
-
 /* Buffers of one run: inputs (host-home tensors) filled deterministically, outputs y and
  * state. */
 typedef struct io_bufs {
@@ -139,7 +128,7 @@ static void test_engine_all_resident_run_matches_reference(void **state)
     }
     assert_int_equal(rep.event_count, fy_plan_event_count(plan));
     assert_true(rep.wall_s > 0);
-    assert_int_equal(dir_entries(f->nvme), 0);
+    assert_int_equal(fy_test_dir_entries(f->nvme), 0);
     fy_engine_report_free(&rep);
     for (size_t t = 0; t < nt; t++)
         free(ref[t]);
@@ -204,7 +193,7 @@ static void test_engine_offloaded_outputs_equal_all_resident(void **state)
                                  (unsigned long long)seed, p, err.message);
                     for (size_t k = 0; k < ob.nout; k++)
                         assert_memory_equal(ob.out[k].data, rb.out[k].data, ob.out[k].size);
-                    assert_int_equal(dir_entries(f->nvme), 0);
+                    assert_int_equal(fy_test_dir_entries(f->nvme), 0);
                     bufs_free(&ob);
                     fy_plan_destroy(plan);
                     runs++;
@@ -255,7 +244,7 @@ static void test_engine_large_tensors_spill_and_verify(void **state)
     assert_true(rep.peak[FY_TIER_NVME] > 0);
     assert_true(rep.queue[FY_ENGINE_QUEUE_IO].bytes > 0);
     assert_true(rep.queue[FY_ENGINE_QUEUE_IO].busy_s > 0);
-    assert_int_equal(dir_entries(f->nvme), 0);
+    assert_int_equal(fy_test_dir_entries(f->nvme), 0);
     fy_engine_report_free(&rep);
     bufs_free(&rb);
     bufs_free(&ob);

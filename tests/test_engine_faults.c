@@ -237,17 +237,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static size_t dir_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    size_t n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    if (d) closedir(d);
-    return n;
-}
-
 /* Runs the fixture's plan with the wrapped backend (or io by name); returns the status. */
 static int run(fixture *f, const char *io, fy_error *err)
 {
@@ -266,7 +255,7 @@ static int run(fixture *f, const char *io, fy_error *err)
     if (rc < 0) assert_null(rep.events);
     fy_engine_report_free(&rep);
     fy_engine_close(eng);
-    assert_int_equal(dir_entries(f->nvme), 0); /* nothing left behind, ever */
+    assert_int_equal(fy_test_dir_entries(f->nvme), 0); /* nothing left behind, ever */
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 /* Path of a fixture under tests/data, in a static buffer (one at a time). */
@@ -40,6 +41,19 @@ static inline void fy_test_scratch_remove(char *dir)
     int rc = system(cmd);
     (void)rc;
     free(dir);
+}
+
+/* Entries of a folder other than . and ..; 0 for a folder that does not exist (the tests use
+ * it to show that a run left nothing behind). */
+static inline size_t fy_test_dir_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    if (d) closedir(d);
+    return n;
 }
 
 /* Reads a whole file into a malloc'ed buffer; returns 0 or -1. */
