@@ -363,6 +363,46 @@ static void test_graph_digest_names_the_content(void **state)
     fy_graph_destroy(b);
 }
 
+/* An op copied into another graph keeps its kind, device, flops and time, reads and writes
+ * the tensors its names map to, and an op index past the end is refused. */
+static void test_graph_add_op_from_copies_an_op_under_new_names(void **state)
+{
+    (void)state;
+    fy_error err = {0};
+    fy_graph *src, *dst;
+    assert_int_equal(fy_graph_load(fy_test_data("graphs/good-mlp2.yaml"), &src, &err), 0);
+    assert_int_equal(fy_graph_create("copy", &dst, &err), 0);
+    const char *names[8] = {0};
+    char buf[8][32];
+    assert_true(fy_graph_tensor_count(src) <= 8);
+    for (size_t t = 0; t < fy_graph_tensor_count(src); t++) {
+        const fy_tensor *ten = fy_graph_tensor(src, t);
+        snprintf(buf[t], sizeof buf[t], "m/%s", ten->name);
+        names[t] = buf[t];
+        /* Sources are not copied: a weight of the copy rests on host instead. */
+        fy_tensor_desc d = {.name = names[t],
+                            .kind = ten->kind,
+                            .size = ten->size,
+                            .home_set = ten->home != FY_TIER_NONE,
+                            .home = FY_TIER_HOST};
+        assert_int_equal(fy_graph_add_tensor(dst, &d, &err), 0);
+    }
+    assert_int_equal(fy_graph_add_op_from(dst, src, 0, names, "m/fc0", &err), 0);
+    assert_int_equal(fy_graph_add_op_from(dst, src, 1, names, NULL, &err), 0);
+    assert_int_equal(fy_graph_add_op_from(dst, src, 2, names, NULL, &err), FY_EINVAL);
+    assert_non_null(strstr(err.message, "no op 2"));
+    assert_int_equal(fy_graph_validate(dst, &err), 0);
+    const fy_op *a = fy_graph_op(dst, 0), *b = fy_graph_op(dst, 1), *o = fy_graph_op(src, 1);
+    assert_string_equal(a->name, "m/fc0");
+    assert_string_equal(b->name, "fc1");
+    assert_string_equal(fy_graph_tensor(dst, b->reads[0])->name, "m/a0");
+    assert_string_equal(fy_graph_tensor(dst, b->writes[0])->name, "m/y");
+    assert_string_equal(b->kind, o->kind);
+    assert_true(b->flops == o->flops && b->time == o->time && b->device == o->device);
+    fy_graph_destroy(dst);
+    fy_graph_destroy(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_graph_generators_make_loadable_training_graphs),
         cmocka_unit_test(test_graph_weight_file_follows_the_seed),
         cmocka_unit_test(test_graph_digest_names_the_content),
+        cmocka_unit_test(test_graph_add_op_from_copies_an_op_under_new_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
