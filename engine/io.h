@@ -132,6 +132,10 @@ typedef struct fy_io_backend {
      * up to max of them to out and returns how many. FY_ESTATE when nothing is outstanding
      * and nothing is watched (it would block forever); FY_EINVAL when max is 0. */
     int (*wait)(fy_io *io, fy_io_completion *out, size_t max, fy_error *err);
+    /* As wait(), but returns 0 when nothing is ready after timeout_ns (at least 1 ns).
+     * Optional: NULL in a backend that only blocks. */
+    int (*wait_for)(fy_io *io, fy_io_completion *out, size_t max, uint64_t timeout_ns,
+                    fy_error *err);
     /* Describes the instance. */
     void (*info)(fy_io *io, fy_io_info *out);
 } fy_io_backend;

@@ -261,7 +261,9 @@ static void watch_result(thr_io *t, thr_watch *w, int64_t v, fy_io_completion *c
              (unsigned long long)w->tag, strerror_r((int)-v, eb, sizeof eb));
 }
 
-static int thr_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *err)
+/* wait() and wait_for(): timeout_ns 0 waits for as long as it takes. */
+static int thr_wait_until(fy_io *io, fy_io_completion *out, size_t max, uint64_t timeout_ns,
+                          fy_error *err)
 {
     thr_io *t = from(io);
     char eb[128];
@@ -280,8 +282,14 @@ static int thr_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *err)
         for (size_t i = 0; i < t->nwatch; i++)
             if (!t->watches[i].failed)
                 t->pfds[k++] = (struct pollfd){.fd = t->watches[i].fd, .events = POLLIN};
-        if (poll(t->pfds, (nfds_t)k, -1) < 0) {
-            if (errno == EINTR) continue;
+        struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+                              .tv_nsec = (long)(timeout_ns % 1000000000u)};
+        int ready = ppoll(t->pfds, (nfds_t)k, timeout_ns ? &ts : NULL, NULL);
+        if (ready < 0) {
+            if (errno == EINTR) {
+                if (timeout_ns) return 0;
+                continue;
+            }
             int e = errno;
             return fy_error_set(err, fy_status_from_errno(e), "poll failed: %s",
                                 strerror_r(e, eb, sizeof eb));
@@ -297,8 +305,19 @@ static int thr_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *err)
             if (v != 0) watch_result(t, w, v, &out[n++]);
         }
         n += pop_done(t, out + n, max - n, &idle);
-        if (n > 0) return (int)n;
+        if (n > 0 || timeout_ns) return (int)n; /* with a timeout: one wait only */
     }
+}
+
+static int thr_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *err)
+{
+    return thr_wait_until(io, out, max, 0, err);
+}
+
+static int thr_wait_for(fy_io *io, fy_io_completion *out, size_t max, uint64_t timeout_ns,
+                        fy_error *err)
+{
+    return thr_wait_until(io, out, max, timeout_ns ? timeout_ns : 1, err);
 }
 
 static void thr_info(fy_io *io, fy_io_info *out)
@@ -321,5 +340,6 @@ const fy_io_backend fy_io_backend_threads = {
     .submit_write = thr_submit_write,
     .watch_fd = thr_watch_fd,
     .wait = thr_wait,
+    .wait_for = thr_wait_for,
     .info = thr_info,
 };

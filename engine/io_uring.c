@@ -392,7 +392,9 @@ static size_t pop_watches(uring_io *u, fy_io_completion *out, size_t max)
     return n;
 }
 
-static int uring_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *err)
+/* wait() and wait_for(): timeout_ns 0 waits for as long as it takes. */
+static int uring_wait_until(fy_io *io, fy_io_completion *out, size_t max, uint64_t timeout_ns,
+                            fy_error *err)
 {
     uring_io *u = from(io);
     if (max == 0 || !out)
@@ -405,14 +407,37 @@ static int uring_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *er
         if (u->in_kernel == 0)
             return fy_error_set(err, FY_ESTATE,
                                 "wait for I/O with no request outstanding and no fd watched");
-        int rc = io_uring_submit_and_wait(&u->ring, 1);
+        int rc;
+        if (timeout_ns) {
+            struct __kernel_timespec ts = {.tv_sec = (long long)(timeout_ns / 1000000000u),
+                                           .tv_nsec = (long long)(timeout_ns % 1000000000u)};
+            struct io_uring_cqe *cqe;
+            rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        } else {
+            rc = io_uring_submit_and_wait(&u->ring, 1);
+        }
         if (!transient(rc)) {
             char eb[128];
             return fy_error_set(err, FY_EIO, "io_uring_enter failed: %s",
                                 strerror_r(-rc, eb, sizeof eb));
         }
         reap(u);
+        if (timeout_ns) { /* one wait only: what it brought, maybe nothing */
+            n = pop_watches(u, out, max);
+            return (int)(n + fy_io_base_pop_done(io, out + n, max - n));
+        }
     }
+}
+
+static int uring_wait(fy_io *io, fy_io_completion *out, size_t max, fy_error *err)
+{
+    return uring_wait_until(io, out, max, 0, err);
+}
+
+static int uring_wait_for(fy_io *io, fy_io_completion *out, size_t max, uint64_t timeout_ns,
+                          fy_error *err)
+{
+    return uring_wait_until(io, out, max, timeout_ns ? timeout_ns : 1, err);
 }
 
 static void uring_info(fy_io *io, fy_io_info *out)
@@ -431,5 +456,6 @@ const fy_io_backend fy_io_backend_uring = {
     .submit_write = uring_submit_write,
     .watch_fd = uring_watch_fd,
     .wait = uring_wait,
+    .wait_for = uring_wait_for,
     .info = uring_info,
 };

@@ -453,6 +453,61 @@ static void test_io_watched_eventfd_wakes_wait(void **state)
     close(efd);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* wait_for gives up after its timeout with 0 completions, and otherwise returns what is ready
+ * as wait does: a watch's wake-up, a request's completion. */
+static void test_io_wait_for_times_out_or_returns_what_is_ready(void **state)
+{
+    const fy_io_backend *b = backend_of(state);
+    assert_non_null(b->wait_for);
+    char *dir = fy_test_scratch("io");
+    char *path = make_file(dir, "f", 4096);
+    fy_io *io = open_io(b, (fy_io_config){0});
+    fy_io_completion c[4];
+    fy_error err = {0};
+    assert_int_equal(b->wait_for(io, c, 4, 1000000, &err), FY_ESTATE); /* nothing to wait for */
+    int efd = eventfd(0, EFD_CLOEXEC);
+    assert_true(efd >= 0);
+    assert_int_equal(b->watch_fd(io, efd, 5, &err), 0);
+    for (int round = 0; round < 3; round++) {
+        uint64_t t0 = mono_ns();
+        assert_int_equal(b->wait_for(io, c, 4, 2000000, &err), 0);
+        uint64_t waited = mono_ns() - t0;
+        assert_true(waited >= 1900000);   /* it waited its 2 ms... */
+        assert_true(waited < 1000000000); /* ...and did not block for good */
+    }
+    uint64_t one = 1;
+    assert_int_equal(write(efd, &one, 8), 8);
+    assert_int_equal(b->wait_for(io, c, 4, 1000000000, &err), 1);
+    assert_true(c[0].watch);
+    assert_int_equal(c[0].tag, 5);
+    fy_io_file *f = open_file(b, io, path, FY_IO_READ);
+    uint8_t *buf = aligned(4096);
+    assert_int_equal(b->submit_read(io, f, 0, buf, 4096, 77, &err), 0);
+    int n = 0;
+    for (int tries = 0; tries < 100000 && n == 0; tries++) {
+        n = b->wait_for(io, c, 4, 100000, &err);
+        assert_true(n >= 0);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].tag, 77);
+    assert_int_equal(c[0].status, 0);
+    check_bytes(buf, 0, 4096);
+    assert_int_equal(b->wait_for(io, c, 0, 1000, &err), FY_EINVAL);
+    b->file_close(io, f);
+    b->close(io);
+    close(efd);
+    free(buf);
+    free(path);
+    fy_test_scratch_remove(dir);
+}
+
 /* A watched fd that breaks (here a pipe whose writer is gone: readable, but reads 0 bytes)
  * is reported once, with its tag, and then no longer watched. */
 static void test_io_broken_watch_is_reported_once(void **state)
@@ -859,6 +914,7 @@ int main(void)
         BOTH(test_io_direct_refused_at_open_reads_buffered),
         BOTH(test_io_direct_refused_at_run_time_reads_buffered),
         BOTH(test_io_watched_eventfd_wakes_wait),
+        BOTH(test_io_wait_for_times_out_or_returns_what_is_ready),
         BOTH(test_io_watch_and_requests_share_wait),
         BOTH(test_io_broken_watch_is_reported_once),
         BOTH(test_io_close_with_requests_in_flight_releases_all),
