@@ -56,6 +56,7 @@ typedef struct fy_device_config {
     unsigned threads;      /* CPU threads a CPU kernel may use; 0: the kernel's choice */
     bool sim_device_waits; /* sim only, for tests: honour waits on the workers (as cuda does
                               with events) instead of leaving them to the engine */
+    int poll_us;           /* cuda: see fy_engine_config.completion_poll_us */
 } fy_device_config;
 
 typedef struct fy_device_info {
@@ -63,6 +64,8 @@ typedef struct fy_device_info {
     bool device_waits;      /* submit() orders waits on the device side */
     bool host_arena_pinned; /* the host arena is page-locked (DMA-able) */
     bool gpu_host_readable; /* the host may read gpu arena addresses directly (sim) */
+    uint64_t poll_ns;       /* nonzero: completions are published without waiting for the
+                               notify_fd wake-up to reach the loop; it should reap this often */
     char description[256];  /* for the report: "host simulation (3 worker threads)", the GPU */
 } fy_device_info;
 

@@ -204,6 +204,7 @@ static void sim_info(fy_device *dev, fy_device_info *out)
     out->device_waits = dev->cfg.sim_device_waits;
     out->host_arena_pinned = false;
     out->gpu_host_readable = true;
+    out->poll_ns = dev->cfg.poll_us > 0 ? 1000u * (uint64_t)dev->cfg.poll_us : 0;
     snprintf(out->description, sizeof out->description,
              "host simulation: gpu memory is host memory, %d worker threads%s",
              FY_DEVICE_STREAM_COUNT, dev->cfg.sim_device_waits ? ", device-side waits" : "");

@@ -46,7 +46,8 @@ static int open_device(fy_engine *e, const char *device, fy_error *err)
     const char *want = device ? device : "auto";
     fy_device_config dc = {.notify_fd = e->notify_fd,
                            .threads = e->cfg.threads,
-                           .sim_device_waits = e->cfg.sim_device_waits};
+                           .sim_device_waits = e->cfg.sim_device_waits,
+                           .poll_us = e->cfg.completion_poll_us};
     if (strcmp(want, "sim") && strcmp(want, "cuda") && strcmp(want, "auto"))
         return fy_error_set(err, FY_EINVAL, "unknown device '%s' (sim, cuda, auto)", want);
     if (strcmp(want, "sim") != 0) {
@@ -536,6 +537,7 @@ int fy_engine_run_exec(fy_engine *e, const fy_exec *x, const fy_engine_run_args 
         l->devb = e->devb;
         l->dev = e->dev;
         l->device_waits = e->dinfo.device_waits;
+        l->poll_ns = e->dinfo.poll_ns;
         l->gpu_base = ar.gpu_base;
         l->host_base = ar.host_base;
         l->host_kernels = e->host_kernels;

@@ -52,6 +52,7 @@ typedef struct run {
     size_t qlen[FY_Q_COUNT], cursor[FY_Q_COUNT];
     size_t *work; /* completion cascade worklist */
     size_t inflight;
+    size_t device_inflight; /* of them, work on the device's streams */
     bool failed;
     fy_error *err;
     int status;
@@ -237,6 +238,11 @@ static void finish(run *r, size_t i)
 
 static void start_main(run *r, size_t i);
 
+static bool on_device(int q)
+{
+    return q == FY_Q_H2D || q == FY_Q_D2H || q == FY_Q_GPU;
+}
+
 /* The stage after event i's main work: the lowered plan's own (checksums of offloads and
  * spills), or this run's check of a weight against its source file. */
 static int post_action(const run *r, size_t i)
@@ -417,6 +423,7 @@ static void start_main(run *r, size_t i)
         return;
     }
     r->inflight++;
+    if (on_device(xe->queue)) r->device_inflight++;
 }
 
 /* The main stage of event i has completed. */
@@ -424,6 +431,7 @@ static void main_done(run *r, size_t i, int status, const char *detail, uint64_t
 {
     const fy_xev *xe = &r->x->ev[i];
     r->inflight--;
+    if (on_device(xe->queue)) r->device_inflight--;
     if (status < 0) {
         char where[FY_ERROR_PATH_MAX + 64] = "";
         if (xe->queue == FY_Q_IO)
@@ -446,11 +454,6 @@ static void main_done(run *r, size_t i, int status, const char *detail, uint64_t
 }
 
 /* ---- issuing ----------------------------------------------------------------------- */
-
-static bool on_device(int q)
-{
-    return q == FY_Q_H2D || q == FY_Q_D2H || q == FY_Q_GPU;
-}
 
 static bool waits_push(run *r, uint64_t tag)
 {
@@ -621,13 +624,13 @@ int fy_loop_run(fy_loop *l, fy_error *err)
         teardown(&r);
         return rc;
     }
-    l->t0_ns = fy_now_ns();
     rc = l->iob->watch_fd(l->io, l->notify_fd, WATCH_NOTIFY, err);
     if (rc == 0 && l->timer_fd >= 0) rc = l->iob->watch_fd(l->io, l->timer_fd, WATCH_TIMER, err);
     if (rc < 0) {
         teardown(&r);
         return rc;
     }
+    l->t0_ns = fy_now_ns(); /* the run's clock: from here until the last completion is seen */
     /* Evicts that wait for nothing are done at once. */
     for (size_t i = 0; i < r.n; i++)
         if (r.x->ev[i].queue == FY_Q_NONE && r.unmet[i] == 0 && r.st[i] != ST_DONE)
@@ -647,7 +650,15 @@ int fy_loop_run(fy_loop *l, fy_error *err)
             break;
         }
         fy_error we = {0};
-        int k = l->iob->wait(l->io, comp, sizeof comp / sizeof comp[0], &we);
+        int k;
+        if (l->poll_ns && r.device_inflight && l->iob->wait_for) {
+            /* Device completions are looked for every poll_ns as well as woken for: being
+             * woken by another thread costs up to 0.1 ms in a VM, a timer much less. */
+            k = l->iob->wait_for(l->io, comp, sizeof comp / sizeof comp[0], l->poll_ns, &we);
+            if (k == 0) reap_notify(&r);
+        } else {
+            k = l->iob->wait(l->io, comp, sizeof comp / sizeof comp[0], &we);
+        }
         if (k < 0) {
             /* The backend cannot wait any more: nothing more can be reaped. What is still
              * in flight is drained by closing the io backend and ending the device run. */
@@ -669,6 +680,7 @@ int fy_loop_run(fy_loop *l, fy_error *err)
         }
         pump(&r);
     }
+    l->t1_ns = fy_now_ns();
     rc = r.failed ? (r.status < 0 ? r.status : FY_EIO) : 0;
     teardown(&r);
     return rc;

@@ -29,6 +29,8 @@ typedef struct fy_loop {
     fy_done_list *done;     /* where host_worker and crc_worker report */
     int notify_fd;          /* eventfd written by the device and the workers; watched */
     int timer_fd;           /* -1, or a timerfd for progress callbacks; watched */
+    uint64_t poll_ns;       /* 0: wait to be woken by notify_fd; else, while device work is
+                               in flight, also look for its completions this often */
     unsigned threads;
     double gpu_flops, host_flops; /* for spin */
     /* Emulation: per graph op, the op to hand kernels instead (kind "spin"); NULL: the
@@ -44,6 +46,7 @@ typedef struct fy_loop {
     void *user;
     /* out */
     uint64_t t0_ns;              /* run start */
+    uint64_t t1_ns;              /* when the loop had seen every completion */
     uint64_t *start_ns, *end_ns; /* per event, relative to t0 (0 and 0 for evicts) */
     uint32_t *crc;               /* checksum slots */
     uint64_t live[FY_TIER_COUNT], peak[FY_TIER_COUNT];

@@ -437,7 +437,9 @@ static void test_cuda_device_fault_completes_with_error(void **state)
 
 /* Through the engine: random graphs and plans (tests/engine_plans.h) run on the cuda device;
  * every offloading plan (evictions, reloads, spills to nvme, arena reuse) gives the outputs of
- * the all-resident plan bit for bit, with the same CUDA kernels. */
+ * the all-resident plan bit for bit, with the same CUDA kernels, whether completions are
+ * polled (the default) or slept for. The events, timed by CUDA events, lie inside the run as
+ * the host's clock measures it. */
 static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
 {
     (void)state;
@@ -449,8 +451,11 @@ static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
     snprintf(nvme, sizeof nvme, "%s/nvme", dir);
     assert_int_equal(mkdir(nvme, 0700), 0);
     fy_error err = {0};
-    fy_engine *eng = NULL;
-    if (fy_engine_open(&(fy_engine_config){.device = "cuda", .nvme_dir = nvme}, &eng, &err) < 0)
+    fy_engine *eng = NULL, *sleeping = NULL;
+    if (fy_engine_open(&(fy_engine_config){.device = "cuda", .nvme_dir = nvme}, &eng, &err) < 0 ||
+        fy_engine_open(&(fy_engine_config){.device = "cuda", .nvme_dir = nvme,
+                                           .completion_poll_us = -1},
+                       &sleeping, &err) < 0)
         fail_msg("fy_engine_open: %s", err.message);
     assert_string_equal(fy_engine_device_name(eng), "cuda");
     size_t runs = 0;
@@ -496,10 +501,20 @@ static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
                 eg_fill(in[1][k].data, in[1][k].size, fy_graph_find_tensor(g, in[1][k].name));
             a = (fy_engine_run_args){
                 .inputs = in[1], .input_count = nin, .outputs = out[1], .output_count = nout};
-            if (fy_engine_run(eng, plan, &a, NULL, &err) < 0)
+            fy_engine_report rep;
+            if (fy_engine_run(p == 1 ? sleeping : eng, plan, &a, &rep, &err) < 0)
                 fail_msg("seed %llu policy %d: %s", (unsigned long long)seed, p, err.message);
             for (size_t k = 0; k < nout; k++)
                 assert_memory_equal(out[1][k].data, out[0][k].data, out[0][k].size);
+            /* Device times map to the host clock within a few us (the reference event's
+             * uncertainty, and the two clocks' drift): 20 us + 100 ppm of the run. */
+            double slack = 20e-6 + 1e-4 * rep.wall_s;
+            for (size_t i = 0; i < rep.event_count; i++)
+                if (rep.events[i].start_s < 0 || rep.events[i].end_s > rep.wall_s + slack)
+                    fail_msg("seed %llu policy %d: event %zu at %.6f-%.6f s of a %.6f s run",
+                             (unsigned long long)seed, p, i, rep.events[i].start_s,
+                             rep.events[i].end_s, rep.wall_s);
+            fy_engine_report_free(&rep);
             fy_plan_destroy(plan);
             runs++;
         }
@@ -514,6 +529,7 @@ static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
     }
     assert_int_equal(runs, 24);
     fy_engine_close(eng);
+    fy_engine_close(sleeping);
     fy_test_scratch_remove(dir);
 }
 

@@ -5,13 +5,15 @@
  * Ordering is on the device: every item records an end event after its work, and an item
  * that waits for tags on other streams enqueues cudaStreamWaitEvent on their end events
  * before its own start event, so the engine issues ahead with no host round trip.
- * Completions: one watcher thread per stream waits for its stream's items in order
- * (cudaEventSynchronize on the end event, a blocking-sync event, so it sleeps), publishes each
- * under the lock and then adds 1 to the engine's eventfd. Nothing host-side sits in the streams:
+ * Completions: one watcher thread per stream waits for its stream's items in order (it polls
+ * the end event every poll_us, or sleeps in cudaEventSynchronize on it, a blocking-sync event),
+ * publishes each under the lock and then adds 1 to the engine's eventfd. Nothing host-side
+ * sits in the streams:
  * a host function or stream callback after every item (cudaLaunchHostFunc, as first designed,
  * or cudaStreamAddCallback) holds its stream until the host has run it, which cost 150-550 us
  * between consecutive copies on the lent H200 (13% of a transfer-bound run). After a device
- * fault cudaEventSynchronize returns the error, so every item still completes, with it.
+ * fault cudaEventQuery and cudaEventSynchronize return the error, so every item still
+ * completes, with it.
  * Invariants: every item whose submit returned 0 is counted in `outstanding` until its watcher
  * has published it, and its events stay alive until reap() hands it back; `live[tag]` points at
  * an item from its submit until its reap, so waits on tags already reaped are skipped (they
@@ -24,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,17 +72,28 @@ struct fy_device {
     cuda_item *done_head, *done_tail;
     size_t outstanding;
     /* The watchers: per stream, the items submitted and not yet published, oldest first. */
-    pthread_cond_t more; /* an item was queued, or stopping */
+    pthread_cond_t more[FY_DEVICE_STREAM_COUNT]; /* an item was queued there, or stopping */
     cuda_item *pend_head[FY_DEVICE_STREAM_COUNT], *pend_tail[FY_DEVICE_STREAM_COUNT];
     pthread_t watcher[FY_DEVICE_STREAM_COUNT];
     int watcher_count;
     bool stopping;
+    long poll_ns; /* how often a watcher asks whether its item is done; 0: it sleeps in the
+                     driver until the GPU's interrupt wakes it */
 };
 
 typedef struct watch_arg {
     fy_device *dev;
     int stream;
 } watch_arg;
+
+/* Completions are polled this often by default. Sleeping in the driver (cudaEventSynchronize
+ * on a blocking-sync event) wakes the watcher about 0.5 ms after the GPU finished on the lent
+ * H200, which a run's last event adds to its wall time; polling every 20 us costs about as
+ * little CPU (docs/performance.md). */
+#define DEFAULT_POLL_US 20
+
+/* The reference event completes within microseconds of its record on an idle stream. */
+#define REF_POLL_LIMIT_NS 1000000000ull
 
 static const char *const stream_names[FY_DEVICE_STREAM_COUNT] = {"h2d", "d2h", "compute"};
 
@@ -88,6 +102,22 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Polls ev until it completes: every interval_ns (0: as fast as the driver answers); after
+ * limit_ns (0: never) it waits in the driver instead. Returns the event's status. */
+static cudaError_t poll_event(cudaEvent_t ev, long interval_ns, uint64_t limit_ns)
+{
+    uint64_t since = limit_ns ? now_ns() : 0;
+    cudaError_t e;
+    while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
+        if (limit_ns && now_ns() - since > limit_ns) return cudaEventSynchronize(ev);
+        if (interval_ns) {
+            struct timespec ts = {0, interval_ns};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return e;
 }
 
 static const char *size_text(uint64_t bytes, char *buf, size_t size)
@@ -101,8 +131,10 @@ static int event_get(fy_device *dev, cudaEvent_t *out, fy_error *err)
         *out = dev->pool[--dev->pool_count];
         return 0;
     }
-    /* Blocking sync: a watcher waiting on it sleeps instead of spinning a core. */
-    cudaError_t e = cudaEventCreateWithFlags(out, cudaEventBlockingSync);
+    /* Blocking sync only where a watcher waits in the driver (poll_us < 0), so that it sleeps
+     * rather than spins: such an event also costs the GPU more to record. */
+    cudaError_t e = cudaEventCreateWithFlags(out, dev->poll_ns ? cudaEventDefault
+                                                               : cudaEventBlockingSync);
     return e == cudaSuccess ? 0 : fy_cuda_fail(err, e, "cudaEventCreateWithFlags", "cuda device");
 }
 
@@ -138,15 +170,22 @@ static void *watch(void *arg)
     int s = ((watch_arg *)arg)->stream;
     free(arg);
     cudaSetDevice(dev->ordinal);
+    /* Polling sleeps are short: the default 50 us of timer slack would more than double them. */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     pthread_mutex_lock(&dev->lock);
     for (;;) {
         while (!dev->pend_head[s] && !dev->stopping)
-            pthread_cond_wait(&dev->more, &dev->lock);
+            pthread_cond_wait(&dev->more[s], &dev->lock);
         cuda_item *it = dev->pend_head[s];
         if (!it) break; /* stopping, and nothing left to wait for */
         pthread_mutex_unlock(&dev->lock);
-        cudaError_t e = it->end_recorded ? cudaEventSynchronize(it->end)
-                                         : cudaStreamSynchronize(dev->stream[s]);
+        cudaError_t e;
+        if (!it->end_recorded)
+            e = cudaStreamSynchronize(dev->stream[s]);
+        else if (dev->poll_ns)
+            e = poll_event(it->end, dev->poll_ns, 0);
+        else
+            e = cudaEventSynchronize(it->end);
         pthread_mutex_lock(&dev->lock);
         dev->pend_head[s] = it->next;
         if (!dev->pend_head[s]) dev->pend_tail[s] = NULL;
@@ -183,9 +222,11 @@ static int cuda_open(const fy_device_config *cfg, fy_device **out, fy_error *err
     fy_device *dev = calloc(1, sizeof *dev);
     if (!dev) return fy_error_set(err, FY_ENOMEM, "out of memory for the cuda device");
     dev->cfg = *cfg;
+    dev->poll_ns = cfg->poll_us < 0 ? 0 : 1000L * (cfg->poll_us ? cfg->poll_us : DEFAULT_POLL_US);
     pthread_mutex_init(&dev->lock, NULL);
     pthread_cond_init(&dev->idle, NULL);
-    pthread_cond_init(&dev->more, NULL);
+    for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
+        pthread_cond_init(&dev->more[s], NULL);
     int rc = 0;
     if ((e = cudaSetDevice(dev->ordinal)) != cudaSuccess ||
         (e = cudaGetDeviceProperties(&dev->prop, dev->ordinal)) != cudaSuccess) {
@@ -232,7 +273,8 @@ static void cuda_close(fy_device *dev)
     if (dev->begun) cuda_run_end(dev);
     pthread_mutex_lock(&dev->lock);
     dev->stopping = true;
-    pthread_cond_broadcast(&dev->more);
+    for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
+        pthread_cond_signal(&dev->more[s]);
     pthread_mutex_unlock(&dev->lock);
     for (int s = 0; s < dev->watcher_count; s++)
         pthread_join(dev->watcher[s], NULL);
@@ -245,7 +287,8 @@ static void cuda_close(fy_device *dev)
     fy_kernel_registry_destroy(dev->reg);
     fy_cuda_blas_destroy(dev->blas);
     pthread_cond_destroy(&dev->idle);
-    pthread_cond_destroy(&dev->more);
+    for (int s = 0; s < FY_DEVICE_STREAM_COUNT; s++)
+        pthread_cond_destroy(&dev->more[s]);
     pthread_mutex_destroy(&dev->lock);
     free(dev);
 }
@@ -256,6 +299,7 @@ static void cuda_info(fy_device *dev, fy_device_info *out)
     out->name = "cuda";
     out->device_waits = true;
     out->host_arena_pinned = true;
+    out->poll_ns = (uint64_t)dev->poll_ns;
     char mem[32];
     int driver = 0;
     cudaDriverGetVersion(&driver);
@@ -329,13 +373,17 @@ static int cuda_run_begin(fy_device *dev, fy_device_arenas *arenas, fy_error *er
         goto fail;
     }
     if ((rc = event_get(dev, &dev->ref, err)) < 0) goto fail;
-    /* The reference point of the measured timeline: an event whose host time is known. */
+    /* The reference point of the measured timeline: an event whose host time is known, to a
+     * few microseconds: it happened between its record and the poll that saw it done, so the
+     * middle of the two. (A blocking wait returns when the host is woken, up to half a
+     * millisecond after the event, and would shift every measured time by as much.) */
+    uint64_t before = now_ns();
     if ((e = cudaEventRecord(dev->ref, dev->stream[FY_DEVICE_COMPUTE])) != cudaSuccess ||
-        (e = cudaEventSynchronize(dev->ref)) != cudaSuccess) {
-        rc = fy_cuda_fail(err, e, "cudaEventRecord / cudaEventSynchronize", "cuda device");
+        (e = poll_event(dev->ref, 0, REF_POLL_LIMIT_NS)) != cudaSuccess) {
+        rc = fy_cuda_fail(err, e, "cudaEventRecord / cudaEventQuery", "cuda device");
         goto fail;
     }
-    dev->ref_ns = now_ns();
+    dev->ref_ns = before + (now_ns() - before) / 2;
     dev->gpu_bytes = arenas->gpu_bytes;
     dev->host_bytes = arenas->host_bytes;
     dev->tag_count = arenas->tag_count;
@@ -496,7 +544,7 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
     else
         dev->pend_head[w->kind] = it;
     dev->pend_tail[w->kind] = it;
-    pthread_cond_broadcast(&dev->more);
+    pthread_cond_signal(&dev->more[w->kind]); /* only that stream's watcher */
     pthread_mutex_unlock(&dev->lock);
     return 0;
 }

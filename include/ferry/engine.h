@@ -175,6 +175,14 @@ typedef struct fy_engine_config {
     /* Never page-lock the caller's input buffers (see fy_engine_report.pinned_bytes): copies
      * from them then go through the driver's pageable path, at a fraction of the link. */
     bool keep_pageable;
+    /* How often, in microseconds, completions of device work are looked for. cuda: its
+     * watcher threads ask whether the work they wait for is done, and the engine's loop
+     * takes what they found, this often (0: every 20 us) besides being woken; negative: the
+     * watchers sleep in the driver until the GPU's interrupt wakes them and the loop waits to
+     * be woken, which uses the least CPU but learns of each completion later (about 0.6 ms on
+     * the lent H200, added to a run's wall time by its last event). sim: the loop polls only
+     * when this is positive (tests). */
+    int completion_poll_us;
 } fy_engine_config;
 
 typedef struct fy_engine fy_engine;
@@ -266,7 +274,8 @@ typedef struct fy_engine_event_time {
 } fy_engine_event_time;
 
 typedef struct fy_engine_report {
-    double wall_s;
+    double wall_s; /* host clock, from the run's start until the engine had seen every event
+                      complete (a device's events are timed by the device's own clock) */
     size_t event_count;
     fy_engine_queue_stats queue[FY_ENGINE_QUEUE_COUNT];
     double stall_s;     /* compute stalls in all (gpu + host queues) */
