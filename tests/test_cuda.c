@@ -435,11 +435,52 @@ static void test_cuda_device_fault_completes_with_error(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Whether event e runs on the device's streams (a host<->gpu copy or a gpu op). */
+static bool on_gpu_streams(const fy_graph *g, const fy_event *e)
+{
+    if (e->kind == FY_EVENT_COMPUTE) return fy_graph_op(g, (size_t)e->op)->device == FY_TIER_GPU;
+    if (e->kind == FY_EVENT_EVICT) return false;
+    return (e->from == FY_TIER_GPU && e->to == FY_TIER_HOST) ||
+           (e->from == FY_TIER_HOST && e->to == FY_TIER_GPU);
+}
+
+/* Fails unless every device event starts after the device events it depends on (through
+ * evicts, which the device never sees) have ended, within slack. An offload to host is left
+ * out as a dependency: its end is when the engine finished checksumming the copy on the host,
+ * and what waits for it on the device waits for the copy only. */
+static void check_device_order(const fy_graph *g, const fy_plan *plan, const fy_engine_report *rep,
+                               double slack, const char *label)
+{
+    size_t n = fy_plan_event_count(plan);
+    size_t *stack = malloc(n * sizeof *stack);
+    for (size_t i = 0; i < n; i++) {
+        const fy_event *e = fy_plan_event(plan, i);
+        if (!on_gpu_streams(g, e)) continue;
+        size_t top = 0;
+        for (uint32_t k = 0; k < e->after_count; k++)
+            stack[top++] = e->after[k];
+        while (top) {
+            size_t a = stack[--top];
+            const fy_event *ea = fy_plan_event(plan, a);
+            if (ea->kind == FY_EVENT_EVICT) {
+                for (uint32_t k = 0; k < ea->after_count && top < n; k++)
+                    stack[top++] = ea->after[k];
+            } else if (on_gpu_streams(g, ea) && ea->kind != FY_EVENT_OFFLOAD &&
+                       rep->events[a].end_s > rep->events[i].start_s + slack) {
+                fail_msg("%s: event %zu starts at %.6f s, before event %zu it waits for ends "
+                         "(%.6f s)",
+                         label, i, rep->events[i].start_s, a, rep->events[a].end_s);
+            }
+        }
+    }
+    free(stack);
+}
+
 /* Through the engine: random graphs and plans (tests/engine_plans.h) run on the cuda device;
  * every offloading plan (evictions, reloads, spills to nvme, arena reuse) gives the outputs of
  * the all-resident plan bit for bit, with the same CUDA kernels, whether completions are
  * polled (the default) or slept for. The events, timed by CUDA events, lie inside the run as
- * the host's clock measures it. */
+ * the host's clock measures it, and none starts before what it waits for has ended. */
 static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
 {
     (void)state;
@@ -453,9 +494,9 @@ static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
     fy_error err = {0};
     fy_engine *eng = NULL, *sleeping = NULL;
     if (fy_engine_open(&(fy_engine_config){.device = "cuda", .nvme_dir = nvme}, &eng, &err) < 0 ||
-        fy_engine_open(&(fy_engine_config){.device = "cuda", .nvme_dir = nvme,
-                                           .completion_poll_us = -1},
-                       &sleeping, &err) < 0)
+        fy_engine_open(
+            &(fy_engine_config){.device = "cuda", .nvme_dir = nvme, .completion_poll_us = -1},
+            &sleeping, &err) < 0)
         fail_msg("fy_engine_open: %s", err.message);
     assert_string_equal(fy_engine_device_name(eng), "cuda");
     size_t runs = 0;
@@ -514,6 +555,9 @@ static void test_cuda_engine_offloaded_plans_bitwise_resident(void **state)
                     fail_msg("seed %llu policy %d: event %zu at %.6f-%.6f s of a %.6f s run",
                              (unsigned long long)seed, p, i, rep.events[i].start_s,
                              rep.events[i].end_s, rep.wall_s);
+            char label[64];
+            snprintf(label, sizeof label, "seed %llu policy %d", (unsigned long long)seed, p);
+            check_device_order(g, plan, &rep, slack, label);
             fy_engine_report_free(&rep);
             fy_plan_destroy(plan);
             runs++;

@@ -4,21 +4,22 @@
  *
  * Ordering is on the device: every item records an end event after its work, and an item
  * that waits for tags on other streams enqueues cudaStreamWaitEvent on their end events
- * before its own start event, so the engine issues ahead with no host round trip.
+ * before its work, so the engine issues ahead with no host round trip.
  * Completions: one watcher thread per stream waits for its stream's items in order (it polls
- * the end event every poll_us, or sleeps in cudaEventSynchronize on it, a blocking-sync event),
- * publishes each under the lock and then adds 1 to the engine's eventfd. Nothing host-side
- * sits in the streams:
- * a host function or stream callback after every item (cudaLaunchHostFunc, as first designed,
- * or cudaStreamAddCallback) holds its stream until the host has run it, which cost 150-550 us
+ * the end event every poll_us, or sleeps in cudaEventSynchronize on it, a blocking-sync
+ * event), publishes each under the lock and then adds 1 to the engine's eventfd; the engine's
+ * loop also reaps every poll_us. Nothing host-side sits in the streams: a host function or
+ * stream callback after every item (cudaLaunchHostFunc, as first designed, or
+ * cudaStreamAddCallback) holds its stream until the host has run it, which cost 150-550 us
  * between consecutive copies on the lent H200 (13% of a transfer-bound run). After a device
  * fault cudaEventQuery and cudaEventSynchronize return the error, so every item still
  * completes, with it.
  * Invariants: every item whose submit returned 0 is counted in `outstanding` until its watcher
  * has published it, and its events stay alive until reap() hands it back; `live[tag]` points at
  * an item from its submit until its reap, so waits on tags already reaped are skipped (they
- * completed). The measured timeline comes from each item's start and end events, read in reap(),
- * relative to a reference event whose host time was taken when the run began. */
+ * completed). The measured timeline: each item's end event, read in reap() relative to a
+ * reference event whose host time was taken when the run began, and a start derived from the
+ * ends it followed (derived_start). */
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/device.h"
 #include "engine/kernels.h"
@@ -38,8 +39,11 @@ typedef struct cuda_item {
     fy_device *dev;
     uint64_t tag;
     fy_device_work_kind kind;
-    cudaEvent_t start, end;
+    cudaEvent_t end;
     bool end_recorded;
+    uint64_t submit_ns; /* host time just before its work was enqueued */
+    uint64_t *waited;   /* tags of other streams' items it waits for on the device */
+    size_t waited_count;
     int status;        /* a failure found while enqueueing (a kernel's refusal) */
     char *message;     /* its message, owned */
     cudaError_t async; /* what the stream callback saw */
@@ -64,6 +68,8 @@ struct fy_device {
     uint64_t kept_gpu_bytes, kept_host_bytes;
     cuda_item **live;
     size_t tag_count;
+    uint64_t *end_of;                          /* per tag: its end, once reaped */
+    uint64_t last_end[FY_DEVICE_STREAM_COUNT]; /* the end of each stream's last reaped item */
     cudaEvent_t ref;
     uint64_t ref_ns;
     /* Shared with the stream callbacks. */
@@ -133,8 +139,8 @@ static int event_get(fy_device *dev, cudaEvent_t *out, fy_error *err)
     }
     /* Blocking sync only where a watcher waits in the driver (poll_us < 0), so that it sleeps
      * rather than spins: such an event also costs the GPU more to record. */
-    cudaError_t e = cudaEventCreateWithFlags(out, dev->poll_ns ? cudaEventDefault
-                                                               : cudaEventBlockingSync);
+    cudaError_t e =
+        cudaEventCreateWithFlags(out, dev->poll_ns ? cudaEventDefault : cudaEventBlockingSync);
     return e == cudaSuccess ? 0 : fy_cuda_fail(err, e, "cudaEventCreateWithFlags", "cuda device");
 }
 
@@ -156,8 +162,8 @@ static void event_put(fy_device *dev, cudaEvent_t ev)
 
 static void item_free(fy_device *dev, cuda_item *it)
 {
-    event_put(dev, it->start);
     event_put(dev, it->end);
+    free(it->waited);
     free(it->message);
     free(it);
 }
@@ -368,7 +374,9 @@ static int cuda_run_begin(fy_device *dev, fy_device_arenas *arenas, fy_error *er
                           size_text(arenas->host_bytes, want, sizeof want), cudaGetErrorString(e));
         goto fail;
     }
-    if (arenas->tag_count && !(dev->live = calloc(arenas->tag_count, sizeof *dev->live))) {
+    memset(dev->last_end, 0, sizeof dev->last_end);
+    if (arenas->tag_count && (!(dev->live = calloc(arenas->tag_count, sizeof *dev->live)) ||
+                              !(dev->end_of = calloc(arenas->tag_count, sizeof *dev->end_of)))) {
         rc = fy_error_set(err, FY_ENOMEM, "out of memory for %zu events", arenas->tag_count);
         goto fail;
     }
@@ -396,6 +404,8 @@ fail:
     dev->ref = NULL;
     free(dev->live);
     dev->live = NULL;
+    free(dev->end_of);
+    dev->end_of = NULL;
     if (dev->host && dev->host != dev->kept_host) cudaFreeHost(dev->host);
     if (dev->gpu && dev->gpu != dev->kept_gpu) cudaFree(dev->gpu);
     dev->host = dev->gpu = NULL;
@@ -446,6 +456,8 @@ static void cuda_run_end(fy_device *dev)
     dev->gpu = dev->host = NULL;
     free(dev->live);
     dev->live = NULL;
+    free(dev->end_of);
+    dev->end_of = NULL;
     event_put(dev, dev->ref);
     dev->ref = NULL;
     dev->begun = false;
@@ -514,9 +526,13 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
     it->kind = w->kind;
     describe(w, it->what, sizeof it->what);
     int rc;
-    if ((rc = event_get(dev, &it->start, err)) < 0 || (rc = event_get(dev, &it->end, err)) < 0) {
+    if ((rc = event_get(dev, &it->end, err)) < 0) {
         item_free(dev, it);
         return rc;
+    }
+    if (w->wait_count && !(it->waited = malloc(w->wait_count * sizeof *it->waited))) {
+        item_free(dev, it);
+        return fy_error_set(err, FY_ENOMEM, "out of memory for a cuda work item");
     }
     cudaStream_t s = dev->stream[w->kind];
     cudaError_t e;
@@ -529,11 +545,9 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
             item_free(dev, it);
             return fy_cuda_fail(err, e, "cudaStreamWaitEvent", stream_names[w->kind]);
         }
+        it->waited[it->waited_count++] = t;
     }
-    if ((e = cudaEventRecord(it->start, s)) != cudaSuccess) {
-        item_free(dev, it);
-        return fy_cuda_fail(err, e, "cudaEventRecord", stream_names[w->kind]);
-    }
+    it->submit_ns = now_ns();
     enqueue_work(dev, it, w);
     it->end_recorded = cudaEventRecord(it->end, s) == cudaSuccess;
     dev->live[w->tag] = it;
@@ -557,6 +571,23 @@ static uint64_t event_ns(fy_device *dev, cudaEvent_t ev)
         return 0;
     }
     return dev->ref_ns + (uint64_t)((double)ms * 1e6);
+}
+
+/* When item it began: nothing on the device held it back after the latest of its submission,
+ * the end of the previous item on its stream (reaped before it: each stream's items are
+ * published in order) and the ends of the items it waited for (complete when it ran; if not
+ * reaped yet, read from their events). A start event per item would measure this too, at
+ * about 1.2 us of GPU time per item on the lent H200 (bench/h2d_floor.c). */
+static uint64_t derived_start(fy_device *dev, const cuda_item *it, uint64_t end)
+{
+    uint64_t start = it->submit_ns;
+    if (dev->last_end[it->kind] > start) start = dev->last_end[it->kind];
+    for (size_t i = 0; i < it->waited_count; i++) {
+        uint64_t t = it->waited[i];
+        uint64_t e = dev->live[t] ? event_ns(dev, dev->live[t]->end) : dev->end_of[t];
+        if (e > start) start = e;
+    }
+    return start < end ? start : end;
 }
 
 static size_t cuda_reap(fy_device *dev, fy_device_done *out, size_t max)
@@ -583,8 +614,9 @@ static size_t cuda_reap(fy_device *dev, fy_device_done *out, size_t max)
                      stream_names[it->kind], cudaGetErrorName(it->async),
                      cudaGetErrorString(it->async));
         } else {
-            d->start_ns = event_ns(dev, it->start);
             d->end_ns = event_ns(dev, it->end);
+            d->start_ns = derived_start(dev, it, d->end_ns);
+            dev->last_end[it->kind] = dev->end_of[it->tag] = d->end_ns;
         }
         if (it->tag < dev->tag_count && dev->live && dev->live[it->tag] == it)
             dev->live[it->tag] = NULL;
