@@ -128,7 +128,8 @@ static int buffers_make(const fy_graph *g, const char *inputs, bool quiet, buffe
          * boundary, and the copy engine reads such a source measurably slower (docs/performance.md,
          * "The batch-64 gap"). */
         uint8_t *p = NULL;
-        if (posix_memalign((void **)&p, 4096, tn->size ? tn->size : 1) != 0) p = NULL;
+        if (posix_memalign((void **)&p, FY_ENGINE_INPUT_ALIGN, tn->size ? tn->size : 1) != 0)
+            p = NULL;
         if (!p) return fy_cli_fail("run", "out of memory for input '%s'", tn->name);
         b->in[b->nin++] = (fy_engine_buffer){tn->name, p, tn->size};
         char path[4200];
@@ -245,6 +246,9 @@ static void print_report(const char *plan_path, const fy_engine_report *r, const
             printf("; %s left pageable: %s", fy_size_format_human(r->unpinned_bytes, c, sizeof c),
                    r->pin_note);
         printf("\n");
+        if (r->misaligned_bytes)
+            printf("  note: %s of them off page boundaries: %s\n",
+                   fy_size_format_human(r->misaligned_bytes, c, sizeof c), r->align_note);
     }
     printf("  wall time %s", fy_time_format(r->wall_s, a, sizeof a));
     if (pr)

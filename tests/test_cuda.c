@@ -696,6 +696,55 @@ static void test_cuda_engine_pins_input_buffers(void **state)
     close(g.efd);
 }
 
+/* A pinned input of 1 MiB or more that does not start on a page boundary (as malloc places
+ * large blocks) is counted and named in the report, since the copy engine reads it slower; a
+ * page-aligned one is not; the output is the same. */
+static void test_cuda_engine_notes_misaligned_inputs(void **state)
+{
+    (void)state;
+    gpu g;
+    OPEN_OR_SKIP(&g);
+    gpu_close(&g);
+    static const char text[] = "ferry: graph/1\n"
+                               "tensors:\n"
+                               "  x: {kind: input, dtype: f32, shape: [4, 512]}\n"
+                               "  w0: {kind: weight, dtype: f32, shape: [512, 1024]}\n"
+                               "  y: {kind: output, dtype: f32, shape: [4, 1024]}\n"
+                               "ops:\n"
+                               "  - {name: fc0, kind: matmul, reads: [x, w0], writes: [y]}\n";
+    fy_error err = {0};
+    fy_graph *gr;
+    if (fy_graph_load_string("align.yaml", text, sizeof text - 1, &gr, &err) < 0)
+        fail_msg("graph: %s", err.message);
+    fy_plan *plan = eg_plan(gr, &(eg_policy){.seed = 3});
+    assert_non_null(plan);
+    uint64_t xs = 4 * 512 * 4, ws = 512 * 1024 * 4, ysize = 4 * 1024 * 4;
+    void *xb = NULL, *wb = NULL;
+    assert_int_equal(posix_memalign(&xb, FY_ENGINE_INPUT_ALIGN, xs), 0);
+    assert_int_equal(posix_memalign(&wb, FY_ENGINE_INPUT_ALIGN, ws + 16), 0);
+    eg_fill(xb, xs, 0);
+    eg_fill(wb, ws, 1);
+    fy_engine_buffer in[2] = {{"x", xb, xs}, {"w0", wb, ws}};
+    void *want = calloc(1, ysize);
+    fy_engine_report rep = pin_run(plan, false, in, 2, want, ysize, true);
+    assert_int_equal(rep.pinned_bytes, xs + ws);
+    assert_int_equal(rep.misaligned_bytes, 0);
+    assert_string_equal(rep.align_note, "");
+    fy_engine_report_free(&rep);
+    memmove((char *)wb + 16, wb, ws); /* the same bytes, 16 bytes past the page */
+    in[1].data = (char *)wb + 16;
+    rep = pin_run(plan, false, in, 2, want, ysize, false);
+    assert_int_equal(rep.pinned_bytes, xs + ws);
+    assert_int_equal(rep.misaligned_bytes, ws);
+    assert_non_null(strstr(rep.align_note, "'w0' starts 16 bytes past a page boundary"));
+    fy_engine_report_free(&rep);
+    free(want);
+    free(xb);
+    free(wb);
+    fy_plan_destroy(plan);
+    fy_graph_destroy(gr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_cuda_errors_are_named),
         cmocka_unit_test(test_cuda_engine_offloaded_plans_bitwise_resident),
         cmocka_unit_test(test_cuda_engine_pins_input_buffers),
+        cmocka_unit_test(test_cuda_engine_notes_misaligned_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
