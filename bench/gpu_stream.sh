@@ -3,8 +3,9 @@
 # budget, batch 64 and 4096, weights resident in pinned host memory and read from the weight
 # file on disk, through ferry and three PyTorch baselines (bench/torch_baselines.py), and
 # prints one table: time, effective GB/s, the share of the link limit (pinned h2d measured
-# here; for the file, the slower of h2d and the file's O_DIRECT read rate), ferry's predicted
-# time, and each output's error against the synchronous PyTorch run on the same inputs.
+# here; for the file, the slower of h2d and the disk's read rate as `ferry probe` measures
+# it), ferry's predicted time, and each output's error against the synchronous PyTorch run on
+# the same inputs.
 #
 # usage: bench/gpu_stream.sh [WORKDIR]      (env: FERRY=path of ferry, LAYERS, HIDDEN,
 #                                            BATCHES="64 4096", GPU_BUDGET=2GiB, REPS=3,
@@ -68,21 +69,37 @@ sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || echo "(cannot drop the pag
 dd if="$WORK/w.bin" of=/dev/null bs=64M iflag=direct 2>"$WORK/dd.txt"; cat "$WORK/dd.txt"
 bytes=$(stat -c %s "$WORK/w.bin")
 secs=$(awk '/copied/{for(i=1;i<=NF;i++) if($i ~ /^s,?$/) print $(i-1)}' "$WORK/dd.txt" | head -1)
-awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "{\"what\": \"disk\", \"read\": %.0f}\n", b / s}' >>"$results"
+dd_rate=$(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.0f", b / s}')
 
-# The machine ferry's prediction uses: this machine's pinned link rates and the weight
-# file's O_DIRECT read rate, measured here (calibration is a machine file, not code).
-"$PY" - "$here" "$WORK/machine.yaml" "$bytes" "$secs" <<'PYEOF'
+# The machine ferry's prediction uses, measured here (calibration is a machine file, not
+# code): `ferry probe`, which reads at the depth ferry reads with (io_uring, O_DIRECT, 32
+# requests in flight) and times the pinned link and the matmul through the cuda device; where
+# this ferry has no probe, the PyTorch link rates and dd's one-request-at-a-time read. The
+# disk's limit in the table is the probe's read rate (dd's where there is no probe).
+if "$FERRY" probe --help >/dev/null 2>&1; then
+    echo "== ferry probe --dir $WORK/probe --size 4GiB"
+    "$FERRY" probe --dir "$WORK/probe" --size 4GiB -o "$WORK/machine.yaml"
+    rm -rf "$WORK/probe"
+    "$PY" - "$WORK/machine.yaml" "$dd_rate" >>"$results" <<'PYEOF'
+import json, re, sys, yaml
+m = yaml.safe_load(open(sys.argv[1]))
+v, unit = re.fullmatch(r"([0-9.eE+-]+)\s*([KMGT]?)B/s", str(m["nvme"]["read"])).groups()
+read = float(v) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[unit]
+print(json.dumps({"what": "disk", "read": read, "dd": float(sys.argv[2]), "how": "ferry probe"}))
+PYEOF
+else
+    echo "{\"what\": \"disk\", \"read\": $dd_rate, \"dd\": $dd_rate, \"how\": \"dd\"}" >>"$results"
+    "$PY" - "$here" "$WORK/machine.yaml" "$dd_rate" <<'PYEOF'
 import sys, torch
 sys.path.insert(0, sys.argv[1])
 from torch_baselines import link_rates
 r = link_rates(torch.device("cuda"))
-disk = float(sys.argv[3]) / float(sys.argv[4])
 with open(sys.argv[2], "w") as f:
     f.write("ferry: machine/1\n")
     f.write("gpu: {h2d: %.0fB/s, d2h: %.0fB/s}\n" % (r["h2d"], r["d2h"]))
-    f.write("nvme: {read: %.0fB/s}\n" % disk)
+    f.write("nvme: {read: %.0fB/s}\n" % float(sys.argv[3]))
 PYEOF
+fi
 echo "== machine for the prediction"; cat "$WORK/machine.yaml"
 export FERRY_MACHINE="$WORK/machine.yaml"
 
@@ -107,5 +124,5 @@ done
 [ $ferry_ready = 1 ] || echo "(ferry plan/run --device cuda not available in $FERRY: no ferry rows)"
 
 echo "== table (GB/s: 6 GiB of weights over the time; of limit: GB/s over pinned h2d, or over"
-echo "   the slower of h2d and the O_DIRECT file read for weights read from the file)"
+echo "   the slower of h2d and the disk's read rate for weights read from the file)"
 "$PY" "$here/torch_baselines.py" table "$results"

@@ -337,7 +337,7 @@ def main():
 
 def table(path, h2d_note=""):
     """Prints the table of gpu_stream.sh from the JSON lines in path."""
-    rows, link, disk, ferry = [], {}, None, {}
+    rows, link, disk, dd, how, ferry = [], {}, None, None, "dd", {}
     for line in open(path):
         line = line.strip()
         if not line.startswith("{"):
@@ -346,7 +346,7 @@ def table(path, h2d_note=""):
         if r["what"] == "link":
             link = r
         elif r["what"] == "disk":
-            disk = r["read"]
+            disk, dd, how = r["read"], r.get("dd"), r.get("how", "dd")
         elif r["what"] in ("run", "ferry"):
             rows.append(r)
     refs = {}
@@ -357,7 +357,13 @@ def table(path, h2d_note=""):
     h2d = link.get("h2d")
     print(f"pinned h2d {h2d / 1e9:.1f} GB/s, d2h {link.get('d2h', 0) / 1e9:.1f} GB/s" if h2d
           else "pinned h2d: not measured", end="")
-    print(f"; weight file O_DIRECT read {disk / 1e9:.2f} GB/s" if disk else "")
+    if disk:
+        also = ""
+        if dd and how != "dd":
+            also = f"; dd of the weight file, one request at a time: {dd / 1e9:.2f} GB/s"
+        print(f"; disk read {disk / 1e9:.2f} GB/s ({how}{also})")
+    else:
+        print("")
     hdr = (f"| {'source':6s} | {'batch':>5s} | {'method':22s} | {'time ms':>9s} | {'GB/s':>6s} | "
            f"{'of limit':>8s} | {'predicted ms':>12s} | {'rel err vs sync':>15s} |")
     print(hdr)
