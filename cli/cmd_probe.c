@@ -2,6 +2,7 @@
  * `ferry simulate` and `ferry plan` predict for this machine. Every field it cannot measure
  * keeps fy_machine_default's value; the temporary file it streams is removed on every path. */
 #include "cli/commands.h"
+#include "core/clock.h"
 #include "engine/device_probe.h"
 #include "engine/io.h"
 
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Bytes per request: large enough to keep the queue full of 1 MiB chunks, small enough that
@@ -41,13 +41,6 @@ static void usage(FILE *out)
                  "  --size SIZE  bytes to write and read (default 1GiB; more is steadier)\n"
                  "  -o FILE      the machine file (default or '-': stdout)\n"
                  "exit status: 0 measured and written, 2 unusable dir, failed I/O or write\n");
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Makes dir if it is missing (not its parents) and checks it is a writable folder. */
@@ -127,17 +120,17 @@ static int probe_nvme(const char *dir, uint64_t size, nvme_result *out, fy_error
                           strerror(errno));
         goto done;
     }
-    double t0 = now_s();
+    double t0 = fy_now_s();
     rc = stream(b, io, f, true, buf, size, err);
     if (rc == 0 && fdatasync(fd) != 0)
         rc = fy_error_set(err, fy_status_from_errno(errno), "%s: fdatasync: %s", fy_io_file_path(f),
                           strerror(errno));
-    double t1 = now_s();
+    double t1 = fy_now_s();
     if (rc < 0) goto done;
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* advice: a refusal only slows us */
-    double t2 = now_s();
+    double t2 = fy_now_s();
     rc = stream(b, io, f, false, buf, size, err);
-    double t3 = now_s();
+    double t3 = fy_now_s();
     if (rc < 0) goto done;
     /* A clock tick of 0 on a tiny file would give an infinite rate; 1ns is the floor. */
     out->write = (double)size / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);

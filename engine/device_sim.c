@@ -4,6 +4,7 @@
  * streams are left to the engine, except with sim_device_waits (tests), where a worker
  * blocks until the tags it waits for have completed, as cudaStreamWaitEvent would. */
 #include "engine/device.h"
+#include "core/clock.h"
 #include "engine/worker.h"
 
 #include <stdio.h>

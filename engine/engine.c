@@ -4,6 +4,7 @@
  * returns with nothing of the run left — no request or job in flight, no arena, no spill
  * file — whatever way it ends. */
 #include "engine/device.h"
+#include "core/clock.h"
 #include "engine/engine_int.h"
 #include "engine/exec.h"
 #include "engine/io.h"

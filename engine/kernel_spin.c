@@ -4,21 +4,14 @@
  * tensors, bytes otherwise), then busy-waits until spin_seconds have passed since it began:
  * two runs of one plan write the same bytes, and kernels downstream see no NaN. */
 #include "core/hash.h"
+#include "core/clock.h"
 #include "core/bf16.h"
 #include "engine/kernels.h"
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #define PATTERN_BYTES 4096 /* a multiple of every element width */
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t mix_next(uint64_t *state)
 {
@@ -56,7 +49,7 @@ static void make_pattern(const char *op_name, size_t output, fy_dtype dtype, uin
 
 int fy_cpu_kernel_spin(const fy_kernel_call *call, fy_error *err)
 {
-    double start = now_seconds();
+    double start = fy_now_s();
     char label[160];
     if (!call || !call->op) return fy_error_set(err, FY_EINVAL, "kernel call without an op");
     int rc = fy_cpu_check_arity(call, call->input_count, call->output_count, "any operands", err);
@@ -86,7 +79,7 @@ int fy_cpu_kernel_spin(const fy_kernel_call *call, fy_error *err)
         }
     }
     double end = start + call->spin_seconds;
-    while (now_seconds() < end) {
+    while (fy_now_s() < end) {
         /* busy on purpose: the op's device is occupied for its predicted time */
     }
     return 0;

@@ -8,6 +8,7 @@
  * first error; and the loop returns only when no request, device item or job is in flight,
  * so every buffer handed out is free again. */
 #include "engine/loop.h"
+#include "core/clock.h"
 
 #include "core/hash.h"
 

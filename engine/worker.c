@@ -3,13 +3,13 @@
  * list exactly once, after its last access by the worker, and the eventfd is written after
  * the append, so the engine's loop never misses nor double-reaps a completion. */
 #include "engine/worker.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 struct fy_worker {
@@ -23,13 +23,6 @@ struct fy_worker {
     fy_done_list *done;
     char name[16];
 };
-
-uint64_t fy_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int fy_done_list_init(fy_done_list *dl, int notify_fd, fy_error *err)
 {

@@ -66,7 +66,4 @@ void fy_worker_drain(fy_worker *w);
  * submitted has reached the done list when it returns. NULL is accepted. */
 void fy_worker_destroy(fy_worker *w);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t fy_now_ns(void);
-
 #endif

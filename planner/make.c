@@ -4,11 +4,11 @@
  * the plan, trimming each event's `after` to what stream order does not already imply, and
  * measures it: bytes per link, and the live peak and arena of each tier. */
 #include "planner/planner_state.h"
+#include "core/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const link_names[] = {"nvme->host", "host->gpu", "gpu->host", "host->nvme"};
 
@@ -265,17 +265,10 @@ static void measure(const planner *pl, const uint64_t *arena, fy_plan_stats *s)
     }
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int fy_plan_make(const fy_graph *graph, const fy_machine *machine, const fy_policy *policy,
                  fy_plan **out, fy_plan_stats *stats, fy_error *err)
 {
-    double t0 = now_seconds();
+    double t0 = fy_now_s();
     *out = NULL;
     if (stats) memset(stats, 0, sizeof *stats);
     if (!graph || !machine)
@@ -331,7 +324,7 @@ int fy_plan_make(const fy_graph *graph, const fy_machine *machine, const fy_poli
         measure(&pl, arena, stats);
         stats->passes = 1;
         if (pl.log.len && !pl.log.failed) stats->log = strdup(pl.log.data);
-        stats->seconds = now_seconds() - t0;
+        stats->seconds = fy_now_s() - t0;
     }
     pl_free(&pl);
     fy_policy_destroy(own);

@@ -5,6 +5,7 @@
  * no C frame between that lua_pcall and the error holds malloc'ed memory. The safe
  * libraries are in lua_sandbox_lib.c, the readers of hook results in lua_sandbox_results.c. */
 #include "policies/lua_sandbox_int.h"
+#include "core/clock.h"
 
 #include "core/buf.h"
 
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* The count hook runs every HOOK_EVERY instructions, so a budget is kept to within that
  * many. The period hardly changes the hook's cost: once any count hook is set, Lua 5.4's
@@ -36,13 +36,6 @@
 #define HANDLER_HEADROOM ((size_t)1 << 20)
 /* Frames the location search looks through (lua_getstack is linear in the level). */
 #define LOCATE_MAX_LEVELS 64
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
 {
@@ -143,7 +136,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     if (sb->stop != FY_LUA_STOP_NONE || !sb->in_call)
         stop_here(L, sb, sb->stop != FY_LUA_STOP_NONE ? sb->stop : FY_LUA_STOP_INSTRUCTIONS, 0);
     if (cost(sb) >= sb->limits.instructions_per_call) stop_here(L, sb, FY_LUA_STOP_INSTRUCTIONS, 0);
-    if (now_seconds() >= sb->deadline) stop_here(L, sb, FY_LUA_STOP_TIME, 0);
+    if (fy_now_s() >= sb->deadline) stop_here(L, sb, FY_LUA_STOP_TIME, 0);
 }
 
 void fy_lua_sandbox_charge(lua_State *L, uint64_t instructions)
@@ -198,7 +191,7 @@ static void begin_call(fy_lua_sandbox *sb, const char *hook, const char *label, 
     sb->steps = sb->charged = sb->alloc_bytes = 0;
     sb->stop = FY_LUA_STOP_NONE;
     sb->stop_at = sb->error_at = sb->hook_def = (fy_lua_where){NULL, 0};
-    sb->deadline = now_seconds() + sb->limits.seconds_per_call;
+    sb->deadline = fy_now_s() + sb->limits.seconds_per_call;
 }
 
 /* "in hook 'victim'" or "in the main chunk". */

@@ -2,6 +2,7 @@
  * cases skip, saying why, where the kernel refuses it). Files are small and live in a
  * scratch folder; their bytes are a function of their offset, so any slice can be checked. */
 #include "test_util.h"
+#include "core/clock.h"
 
 #include "engine/io.h"
 
@@ -453,13 +454,6 @@ static void test_io_watched_eventfd_wakes_wait(void **state)
     close(efd);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* wait_for gives up after its timeout with 0 completions, and otherwise returns what is ready
  * as wait does: a watch's wake-up, a request's completion. */
 static void test_io_wait_for_times_out_or_returns_what_is_ready(void **state)
@@ -476,9 +470,9 @@ static void test_io_wait_for_times_out_or_returns_what_is_ready(void **state)
     assert_true(efd >= 0);
     assert_int_equal(b->watch_fd(io, efd, 5, &err), 0);
     for (int round = 0; round < 3; round++) {
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = fy_now_ns();
         assert_int_equal(b->wait_for(io, c, 4, 2000000, &err), 0);
-        uint64_t waited = mono_ns() - t0;
+        uint64_t waited = fy_now_ns() - t0;
         assert_true(waited >= 1900000);   /* it waited its 2 ms... */
         assert_true(waited < 1000000000); /* ...and did not block for good */
     }

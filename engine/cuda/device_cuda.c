@@ -21,6 +21,7 @@
  * reference event whose host time was taken when the run began, and a start derived from the
  * ends it followed (derived_start). */
 #include "engine/cuda/cuda_kernels.h"
+#include "core/clock.h"
 #include "engine/device.h"
 #include "engine/kernels.h"
 
@@ -103,21 +104,14 @@ typedef struct watch_arg {
 
 static const char *const stream_names[FY_DEVICE_STREAM_COUNT] = {"h2d", "d2h", "compute"};
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Polls ev until it completes: every interval_ns (0: as fast as the driver answers); after
  * limit_ns (0: never) it waits in the driver instead. Returns the event's status. */
 static cudaError_t poll_event(cudaEvent_t ev, long interval_ns, uint64_t limit_ns)
 {
-    uint64_t since = limit_ns ? now_ns() : 0;
+    uint64_t since = limit_ns ? fy_now_ns() : 0;
     cudaError_t e;
     while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
-        if (limit_ns && now_ns() - since > limit_ns) return cudaEventSynchronize(ev);
+        if (limit_ns && fy_now_ns() - since > limit_ns) return cudaEventSynchronize(ev);
         if (interval_ns) {
             struct timespec ts = {0, interval_ns};
             nanosleep(&ts, NULL);
@@ -385,13 +379,13 @@ static int cuda_run_begin(fy_device *dev, fy_device_arenas *arenas, fy_error *er
      * few microseconds: it happened between its record and the poll that saw it done, so the
      * middle of the two. (A blocking wait returns when the host is woken, up to half a
      * millisecond after the event, and would shift every measured time by as much.) */
-    uint64_t before = now_ns();
+    uint64_t before = fy_now_ns();
     if ((e = cudaEventRecord(dev->ref, dev->stream[FY_DEVICE_COMPUTE])) != cudaSuccess ||
         (e = poll_event(dev->ref, 0, REF_POLL_LIMIT_NS)) != cudaSuccess) {
         rc = fy_cuda_fail(err, e, "cudaEventRecord / cudaEventQuery", "cuda device");
         goto fail;
     }
-    dev->ref_ns = before + (now_ns() - before) / 2;
+    dev->ref_ns = before + (fy_now_ns() - before) / 2;
     dev->gpu_bytes = arenas->gpu_bytes;
     dev->host_bytes = arenas->host_bytes;
     dev->tag_count = arenas->tag_count;
@@ -547,7 +541,7 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
         }
         it->waited[it->waited_count++] = t;
     }
-    it->submit_ns = now_ns();
+    it->submit_ns = fy_now_ns();
     enqueue_work(dev, it, w);
     it->end_recorded = cudaEventRecord(it->end, s) == cudaSuccess;
     dev->live[w->tag] = it;
