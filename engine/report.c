@@ -82,17 +82,15 @@ int fy_report_fill(fy_engine_report *r, const fy_exec *x, const fy_loop *l, fy_e
     r->stall_worst = -1;
     r->events = calloc(n ? n : 1, sizeof *r->events);
     if (!r->events) return fy_error_set(err, FY_ENOMEM, "out of memory");
-    double last_end = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t s = l->start_ns[i] > l->t0_ns ? l->start_ns[i] - l->t0_ns : 0;
         uint64_t e = l->end_ns[i] > l->t0_ns ? l->end_ns[i] - l->t0_ns : 0;
         r->events[i].start_s = (double)s / 1e9;
         r->events[i].end_s = (double)(e > s ? e : s) / 1e9;
-        if (r->events[i].end_s > last_end) last_end = r->events[i].end_s;
     }
     /* The wall time is the host's: until the engine knew the last event was over, as a
      * caller waiting for the outputs sees it. A device's clock times its events only. */
-    r->wall_s = l->t1_ns > l->t0_ns ? (double)(l->t1_ns - l->t0_ns) / 1e9 : last_end;
+    r->wall_s = (double)(l->t1_ns - l->t0_ns) / 1e9;
     for (int q = 0; q < FY_Q_COUNT; q++) {
         r->queue[q].events = x->queue_events[q];
         r->queue[q].bytes = x->queue_bytes[q];

@@ -43,12 +43,12 @@ typedef struct cuda_item {
     cudaEvent_t end;
     bool end_recorded;
     uint64_t submit_ns; /* host time just before its work was enqueued */
-    uint64_t *waited;   /* tags of other streams' items it waits for on the device */
+    int status;         /* a failure found while enqueueing (a kernel's refusal) */
+    char *message;      /* its message, owned */
+    cudaError_t async;  /* what the stream callback saw */
+    char what[128];     /* "op 'fc0' (matmul)", "h2d copy of 4096 bytes" */
     size_t waited_count;
-    int status;        /* a failure found while enqueueing (a kernel's refusal) */
-    char *message;     /* its message, owned */
-    cudaError_t async; /* what the stream callback saw */
-    char what[128];    /* "op 'fc0' (matmul)", "h2d copy of 4096 bytes" */
+    uint64_t waited[]; /* tags of other streams' items it waits for on the device */
 } cuda_item;
 
 struct fy_device {
@@ -157,7 +157,6 @@ static void event_put(fy_device *dev, cudaEvent_t ev)
 static void item_free(fy_device *dev, cuda_item *it)
 {
     event_put(dev, it->end);
-    free(it->waited);
     free(it->message);
     free(it);
 }
@@ -513,7 +512,7 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
                             "cuda device: %s copy of %" PRIu64 " bytes at gpu offset %" PRIu64
                             " is outside the %" PRIu64 "-byte arena or has no host buffer",
                             stream_names[w->kind], w->size, w->gpu_offset, dev->gpu_bytes);
-    cuda_item *it = calloc(1, sizeof *it);
+    cuda_item *it = calloc(1, sizeof *it + w->wait_count * sizeof *it->waited);
     if (!it) return fy_error_set(err, FY_ENOMEM, "out of memory for a cuda work item");
     it->dev = dev;
     it->tag = w->tag;
@@ -523,10 +522,6 @@ static int cuda_submit(fy_device *dev, const fy_device_work *w, fy_error *err)
     if ((rc = event_get(dev, &it->end, err)) < 0) {
         item_free(dev, it);
         return rc;
-    }
-    if (w->wait_count && !(it->waited = malloc(w->wait_count * sizeof *it->waited))) {
-        item_free(dev, it);
-        return fy_error_set(err, FY_ENOMEM, "out of memory for a cuda work item");
     }
     cudaStream_t s = dev->stream[w->kind];
     cudaError_t e;
