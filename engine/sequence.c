@@ -36,20 +36,11 @@ static char *name_of(const char *model, size_t request, bool is_shared, const ch
 
 static int add_tensor(fy_graph *out, const fy_graph *g, size_t t, const char *name, fy_error *err)
 {
-    const fy_tensor *tn = fy_graph_tensor(g, t);
-    char *src = tn->source_file ? fy_graph_source_path(g, t) : NULL;
-    if (tn->source_file && !src) return fy_error_set(err, FY_ENOMEM, "out of memory");
-    fy_tensor_desc d = {.name = name,
-                        .kind = tn->kind,
-                        .size = tn->size,
-                        .dtype = tn->dtype,
-                        .rank = tn->rank,
-                        .home_set = true,
-                        .home = tn->home,
-                        .source_file = src,
-                        .source_offset = tn->source_offset};
-    memcpy(d.shape, tn->shape, sizeof d.shape);
-    int rc = fy_graph_add_tensor(out, &d, err);
+    fy_tensor_desc d;
+    char *src;
+    int rc = fy_graph_describe_tensor(g, t, &d, &src, err);
+    d.name = name;
+    if (rc == 0) rc = fy_graph_add_tensor(out, &d, err);
     free(src);
     return rc;
 }

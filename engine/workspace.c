@@ -176,21 +176,9 @@ static int copy_graph(fy_workspace *ws, const fy_graph *g, fy_model *m, fy_error
     }
     for (size_t t = 0; rc == 0 && t < nt; t++) {
         const fy_tensor *tn = fy_graph_tensor(g, t);
-        char *src = tn->source_file ? fy_graph_source_path(g, t) : NULL;
-        if (tn->source_file && !src) {
-            rc = fy_error_set(err, FY_ENOMEM, "out of memory");
-            break;
-        }
-        fy_tensor_desc d = {.name = tn->name,
-                            .kind = tn->kind,
-                            .size = tn->size,
-                            .dtype = tn->dtype,
-                            .rank = tn->rank,
-                            .home_set = true,
-                            .home = tn->home,
-                            .source_file = src,
-                            .source_offset = tn->source_offset};
-        memcpy(d.shape, tn->shape, sizeof d.shape);
+        fy_tensor_desc d;
+        char *src;
+        if ((rc = fy_graph_describe_tensor(g, t, &d, &src, err)) < 0) break;
         if (cached(ws, g, t)) {
             const fy_weight *w;
             rc = fy_weight_cache_acquire(ws->cache, src, tn->source_offset, tn->size, &w, err);

@@ -313,6 +313,27 @@ int fy_graph_add_op(fy_graph *g, const fy_op_desc *desc, fy_error *err)
     return fy_graph_add_op_at(g, desc, NULL, err);
 }
 
+int fy_graph_describe_tensor(const fy_graph *g, size_t index, fy_tensor_desc *out,
+                             char **source_path, fy_error *err)
+{
+    *source_path = NULL;
+    const fy_tensor *tn = fy_graph_tensor(g, index);
+    if (!tn) return fy_error_set(err, FY_EINVAL, "graph '%s' has no tensor %zu", g->name, index);
+    if (tn->source_file && !(*source_path = fy_graph_source_path(g, index)))
+        return fy_error_set(err, FY_ENOMEM, "out of memory");
+    *out = (fy_tensor_desc){.name = tn->name,
+                            .kind = tn->kind,
+                            .size = tn->size,
+                            .dtype = tn->dtype,
+                            .rank = tn->rank,
+                            .home_set = true,
+                            .home = tn->home,
+                            .source_file = *source_path,
+                            .source_offset = tn->source_offset};
+    memcpy(out->shape, tn->shape, sizeof out->shape);
+    return 0;
+}
+
 int fy_graph_add_op_from(fy_graph *g, const fy_graph *src, size_t index, const char *const *names,
                          const char *op_name, fy_error *err)
 {

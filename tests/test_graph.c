@@ -403,6 +403,39 @@ static void test_graph_add_op_from_copies_an_op_under_new_names(void **state)
     fy_graph_destroy(src);
 }
 
+/* A tensor described for another graph keeps its kind, dtype, shape, size, home and offset,
+ * with its source file resolved against the graph's folder; one without a source has none;
+ * an index past the end is refused. */
+static void test_graph_describe_tensor_resolves_its_source(void **state)
+{
+    (void)state;
+    fy_error err = {0};
+    fy_graph *g;
+    assert_int_equal(fy_graph_load(fy_test_data("graphs/good-mlp2.yaml"), &g, &err), 0);
+    size_t w1 = (size_t)fy_graph_find_tensor(g, "w1"), x = (size_t)fy_graph_find_tensor(g, "x");
+    fy_tensor_desc d;
+    char *src;
+    assert_int_equal(fy_graph_describe_tensor(g, w1, &d, &src, &err), 0);
+    const fy_tensor *t = fy_graph_tensor(g, w1);
+    assert_string_equal(d.name, "w1");
+    assert_true(d.kind == t->kind && d.dtype == t->dtype && d.rank == t->rank);
+    assert_true(d.size == t->size && d.home_set && d.home == t->home);
+    assert_int_equal(d.source_offset, 134217728);
+    assert_non_null(src);
+    assert_ptr_equal(d.source_file, src);
+    assert_string_equal(src, fy_test_data("graphs/w.bin"));
+    free(src);
+    assert_int_equal(fy_graph_describe_tensor(g, x, &d, &src, &err), 0);
+    assert_null(src);
+    assert_null(d.source_file);
+    assert_memory_equal(d.shape, fy_graph_tensor(g, x)->shape, sizeof d.shape);
+    size_t n = fy_graph_tensor_count(g);
+    assert_int_equal(fy_graph_describe_tensor(g, n, &d, &src, &err), FY_EINVAL);
+    assert_null(src);
+    assert_non_null(strstr(err.message, "no tensor"));
+    fy_graph_destroy(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_graph_weight_file_follows_the_seed),
         cmocka_unit_test(test_graph_digest_names_the_content),
         cmocka_unit_test(test_graph_add_op_from_copies_an_op_under_new_names),
+        cmocka_unit_test(test_graph_describe_tensor_resolves_its_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

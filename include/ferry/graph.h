@@ -129,6 +129,11 @@ int fy_graph_create(const char *name, fy_graph **out, fy_error *err);
 int fy_graph_add_tensor(fy_graph *g, const fy_tensor_desc *desc, fy_error *err);
 int fy_graph_add_op(fy_graph *g, const fy_op_desc *desc, fy_error *err);
 int fy_graph_validate(fy_graph *g, fy_error *err);
+/* Fills out with tensor `index` of g as a description to add to another graph: everything as
+ * g holds it, its home set, and its source file resolved against g's folder into
+ * *source_path (malloc'ed, NULL when it has none; out->source_file points at it). */
+int fy_graph_describe_tensor(const fy_graph *g, size_t index, fy_tensor_desc *out,
+                             char **source_path, fy_error *err);
 /* Adds to g a copy of op `index` of src (kind, device, flops, time), named op_name (NULL: its
  * own name), whose tensors are named names[t] for src's tensor t (NULL: their own names). */
 int fy_graph_add_op_from(fy_graph *g, const fy_graph *src, size_t index, const char *const *names,
