@@ -46,6 +46,17 @@ void fy_buf_puts(fy_buf *b, const char *text)
     fy_buf_append(b, text, strlen(text));
 }
 
+void fy_buf_u64(fy_buf *b, uint64_t v)
+{
+    char text[24];
+    size_t i = sizeof text;
+    do {
+        text[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    fy_buf_append(b, text + i, sizeof text - i);
+}
+
 void fy_buf_printf(fy_buf *b, const char *fmt, ...)
 {
     va_list ap;

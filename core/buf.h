@@ -17,6 +17,9 @@ typedef struct fy_buf {
 void fy_buf_free(fy_buf *b);
 void fy_buf_append(fy_buf *b, const char *text, size_t len);
 void fy_buf_puts(fy_buf *b, const char *text);
+/* Appends v in decimal, without printf: the writers of big graphs and million-event plans
+ * call it millions of times, and printf's format parsing would dominate. */
+void fy_buf_u64(fy_buf *b, uint64_t v);
 void fy_buf_printf(fy_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends text as a YAML scalar: plain when that reads back as the same string, else
  * double-quoted with escapes. */

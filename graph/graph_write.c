@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Appends v in decimal; by hand because the digest of a big graph writes it for every
- * tensor and printf's parsing would dominate. */
-static void put_u64(fy_buf *b, uint64_t v)
-{
-    char text[24];
-    size_t i = sizeof text;
-    do {
-        text[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    fy_buf_append(b, text + i, sizeof text - i);
-}
-
 /* Shortest "%.Ng" that reads back as exactly v. */
 static void put_number(fy_buf *b, double v, const char *suffix)
 {
@@ -47,7 +34,7 @@ static void put_tensor(fy_buf *b, const fy_tensor *t)
         fy_buf_puts(b, ", shape: [");
         for (int i = 0; i < t->rank; i++) {
             if (i) fy_buf_puts(b, ", ");
-            put_u64(b, t->shape[i]);
+            fy_buf_u64(b, t->shape[i]);
         }
         fy_buf_puts(b, "]");
     } else {
@@ -62,7 +49,7 @@ static void put_tensor(fy_buf *b, const fy_tensor *t)
         fy_buf_puts(b, ", source: {file: ");
         fy_buf_scalar(b, t->source_file);
         fy_buf_puts(b, ", offset: ");
-        put_u64(b, t->source_offset);
+        fy_buf_u64(b, t->source_offset);
         fy_buf_puts(b, "}");
     }
     fy_buf_puts(b, "}\n");

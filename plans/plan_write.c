@@ -8,23 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Appends v in decimal; hand-rolled because a million-event plan calls it millions of
- * times and printf's parsing dominates otherwise. */
-static void put_u64(fy_buf *b, uint64_t v)
-{
-    char text[24];
-    size_t i = sizeof text;
-    do {
-        text[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    fy_buf_append(b, text + i, sizeof text - i);
-}
-
 static void put_event(fy_buf *b, const fy_plan *plan, const fy_event *ev)
 {
     fy_buf_puts(b, "  - {id: ");
-    put_u64(b, ev->id);
+    fy_buf_u64(b, ev->id);
     fy_buf_puts(b, ", do: ");
     fy_buf_puts(b, fy_event_kind_name(ev->kind));
     if (ev->kind == FY_EVENT_COMPUTE) {
@@ -36,7 +23,7 @@ static void put_event(fy_buf *b, const fy_plan *plan, const fy_event *ev)
                 if (i) fy_buf_puts(b, ", ");
                 fy_buf_scalar(b, ev->places[i].name);
                 fy_buf_puts(b, ": ");
-                put_u64(b, ev->places[i].offset);
+                fy_buf_u64(b, ev->places[i].offset);
             }
             fy_buf_puts(b, "}");
         }
@@ -49,14 +36,14 @@ static void put_event(fy_buf *b, const fy_plan *plan, const fy_event *ev)
             fy_buf_puts(b, ", to: ");
             fy_buf_puts(b, fy_tier_name(ev->to));
             fy_buf_puts(b, ", at: ");
-            put_u64(b, ev->at);
+            fy_buf_u64(b, ev->at);
         }
     }
     if (ev->after_count) {
         fy_buf_puts(b, ", after: [");
         for (uint32_t i = 0; i < ev->after_count; i++) {
             if (i) fy_buf_puts(b, ", ");
-            put_u64(b, plan->events[ev->after[i]].id);
+            fy_buf_u64(b, plan->events[ev->after[i]].id);
         }
         fy_buf_puts(b, "]");
     }
