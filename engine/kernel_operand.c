@@ -5,6 +5,7 @@
 #include "engine/kernels.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -276,6 +277,29 @@ int fy_cpu_count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
                         "; elementwise operands need the same count",
                         fy_cpu_op_label(call, label, sizeof label), x->name, x->count, y->name,
                         y->count);
+}
+
+int fy_spin_check(const fy_kernel_call *call, double max_seconds, fy_error *err)
+{
+    if (!call || !call->op) return fy_error_set(err, FY_EINVAL, "kernel call without an op");
+    int rc = fy_cpu_check_arity(call, call->input_count, call->output_count, "any operands", err);
+    if (rc < 0) return rc;
+    char label[160];
+    fy_cpu_op_label(call, label, sizeof label);
+    if (!isfinite(call->spin_seconds) || call->spin_seconds < 0)
+        return fy_error_set(err, FY_EINVAL, "%s: spin for %g seconds: need a finite time >= 0",
+                            label, call->spin_seconds);
+    if (call->spin_seconds > max_seconds)
+        return fy_error_set(err, FY_ERANGE, "%s: spin for %g seconds is more than %g", label,
+                            call->spin_seconds, max_seconds);
+    fy_cpu_operand operand;
+    for (size_t i = 0; i < call->input_count; i++)
+        if ((rc = fy_cpu_check_buffer(call, &call->inputs[i], false, i, &operand, err)) < 0)
+            return rc;
+    for (size_t i = 0; i < call->output_count; i++)
+        if ((rc = fy_cpu_check_buffer(call, &call->outputs[i], true, i, &operand, err)) < 0)
+            return rc;
+    return 0;
 }
 
 int fy_relu_check(const fy_kernel_call *call, fy_cpu_operand *x, fy_cpu_operand *y, fy_error *err)

@@ -50,21 +50,8 @@ static void make_pattern(const char *op_name, size_t output, fy_dtype dtype, uin
 int fy_cpu_kernel_spin(const fy_kernel_call *call, fy_error *err)
 {
     double start = fy_now_s();
-    char label[160];
-    if (!call || !call->op) return fy_error_set(err, FY_EINVAL, "kernel call without an op");
-    int rc = fy_cpu_check_arity(call, call->input_count, call->output_count, "any operands", err);
+    int rc = fy_spin_check(call, HUGE_VAL, err);
     if (rc < 0) return rc;
-    fy_cpu_op_label(call, label, sizeof label);
-    if (!isfinite(call->spin_seconds) || call->spin_seconds < 0)
-        return fy_error_set(err, FY_EINVAL, "%s: spin for %g seconds: need a finite time >= 0",
-                            label, call->spin_seconds);
-    fy_cpu_operand operand;
-    for (size_t i = 0; i < call->input_count; i++)
-        if ((rc = fy_cpu_check_buffer(call, &call->inputs[i], false, i, &operand, err)) < 0)
-            return rc;
-    for (size_t i = 0; i < call->output_count; i++)
-        if ((rc = fy_cpu_check_buffer(call, &call->outputs[i], true, i, &operand, err)) < 0)
-            return rc;
 
     uint8_t pattern[PATTERN_BYTES];
     const char *name = call->op->name ? call->op->name : "";

@@ -62,6 +62,10 @@ int fy_cpu_check_alias(const fy_kernel_call *call, const fy_cpu_operand *out,
 int fy_cpu_count_mismatch(const fy_kernel_call *call, const fy_cpu_operand *x,
                           const fy_cpu_operand *y, fy_error *err);
 
+/* spin's call, checked for every backend alike: an op, a finite time >= 0 and at most
+ * max_seconds, and every buffer sound (any number of inputs and outputs). */
+int fy_spin_check(const fy_kernel_call *call, double max_seconds, fy_error *err);
+
 /* The operands of relu ([X] -> [Y], f32/bf16, equal counts, in place only exactly), add
  * ([A, B] -> [C], likewise) and copy ([X] -> [Y], equal byte sizes), checked for every
  * backend alike. */

@@ -600,6 +600,12 @@ static void test_spin_refuses_bad_time_and_buffers(void **state)
     fy_kernel_call none = {0};
     fy_error err = {0};
     assert_int_equal(fy_cpu_kernel_spin(&none, &err), FY_EINVAL);
+    /* A backend's own limit on the time (cuda's is 1e6 s), in the shared check. */
+    call.output_count = 1;
+    call.spin_seconds = 2;
+    assert_int_equal(fy_spin_check(&call, 1, &err), FY_ERANGE);
+    assert_non_null(strstr(err.message, "spin for 2 seconds is more than 1"));
+    assert_int_equal(fy_spin_check(&call, 2, &err), 0);
     free(out.data);
 }
 

@@ -149,24 +149,9 @@ int fy_cuda_kernel_copy(const fy_kernel_call *call, fy_error *err)
 
 int fy_cuda_kernel_spin(const fy_kernel_call *call, fy_error *err)
 {
-    if (!call || !call->op) return fy_error_set(err, FY_EINVAL, "kernel call without an op");
-    int rc = fy_cpu_check_arity(call, call->input_count, call->output_count, "any operands", err);
+    /* The wait counts nanoseconds in 64 bits: 1e6 s keeps llround far from overflow. */
+    int rc = fy_spin_check(call, 1e6, err);
     if (rc < 0) return rc;
-    char label[160];
-    fy_cpu_op_label(call, label, sizeof label);
-    if (!isfinite(call->spin_seconds) || call->spin_seconds < 0)
-        return fy_error_set(err, FY_EINVAL, "%s: spin for %g seconds: need a finite time >= 0",
-                            label, call->spin_seconds);
-    if (call->spin_seconds > 1e6)
-        return fy_error_set(err, FY_ERANGE, "%s: spin for %g seconds is more than 1e6", label,
-                            call->spin_seconds);
-    fy_cpu_operand operand;
-    for (size_t i = 0; i < call->input_count; i++)
-        if ((rc = fy_cpu_check_buffer(call, &call->inputs[i], false, i, &operand, err)) < 0)
-            return rc;
-    for (size_t i = 0; i < call->output_count; i++)
-        if ((rc = fy_cpu_check_buffer(call, &call->outputs[i], true, i, &operand, err)) < 0)
-            return rc;
     if (!call->stream) return no_stream(call, err);
     const char *name = call->op->name ? call->op->name : "";
     uint64_t name_crc = fy_crc32c(0, name, strlen(name));
