@@ -77,10 +77,6 @@ int fy_ynode_string(const fy_ydoc *doc, const fy_ynode *node, const char *what, 
                     fy_error *err);
 int fy_ynode_u64(const fy_ydoc *doc, const fy_ynode *node, const char *what, uint64_t *out,
                  fy_error *err);
-int fy_ynode_number(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
-                    fy_error *err);
-int fy_ynode_bool(const fy_ydoc *doc, const fy_ynode *node, const char *what, bool *out,
-                  fy_error *err);
 int fy_ynode_size(const fy_ydoc *doc, const fy_ynode *node, const char *what, uint64_t *out,
                   fy_error *err);
 int fy_ynode_rate(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,

@@ -123,34 +123,6 @@ bad:
                          what, node->u.text);
 }
 
-int fy_ynode_number(const fy_ydoc *doc, const fy_ynode *node, const char *what, double *out,
-                    fy_error *err)
-{
-    int rc = scalar(doc, node, what, err);
-    if (rc < 0) return rc;
-    fy_error inner = {0};
-    if (node->quoted || fy_count_parse(node->u.text, out, &inner) < 0 ||
-        strpbrk(node->u.text, "KMGTP"))
-        return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s must be a number, not '%s'", what,
-                             node->u.text);
-    return 0;
-}
-
-int fy_ynode_bool(const fy_ydoc *doc, const fy_ynode *node, const char *what, bool *out,
-                  fy_error *err)
-{
-    int rc = scalar(doc, node, what, err);
-    if (rc < 0) return rc;
-    if (!node->quoted && strcmp(node->u.text, "true") == 0)
-        *out = true;
-    else if (!node->quoted && strcmp(node->u.text, "false") == 0)
-        *out = false;
-    else
-        return fy_ydoc_error(doc, node, err, FY_EPARSE, "%s must be true or false, not '%s'", what,
-                             node->u.text);
-    return 0;
-}
-
 typedef enum unit_kind { UNIT_SIZE, UNIT_RATE, UNIT_FLOPS_RATE, UNIT_TIME, UNIT_COUNT } unit_kind;
 
 /* Runs a units parser and moves its message to the node's position. */

@@ -104,10 +104,6 @@ bool fy_io_base_chunk_result(fy_io *io, fy_io_chunk *chunk, ssize_t result);
 void fy_io_base_cancel_pending(fy_io *io);
 /* Moves up to max finished requests to out, releasing them. Returns how many. */
 size_t fy_io_base_pop_done(fy_io *io, fy_io_completion *out, size_t max);
-static inline bool fy_io_base_has_done(const fy_io *io)
-{
-    return io->done_head != NULL;
-}
 void fy_io_base_info(fy_io *io, fy_io_info *out);
 
 /* Drains an eventfd with one 8-byte read; returns the counter, 0 when it was empty, or

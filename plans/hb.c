@@ -32,12 +32,6 @@ struct fy_hb {
     bool walked;
 };
 
-const char *fy_queue_name(fy_queue q)
-{
-    static const char *const names[] = {"h2d", "d2h", "gpu", "host", "io", "none"};
-    return (unsigned)q <= FY_QUEUE_NONE ? names[q] : "none";
-}
-
 fy_queue fy_event_queue(const fy_plan *plan, const fy_event *ev)
 {
     switch (ev->kind) {
@@ -175,11 +169,6 @@ int fy_hb_build(const fy_plan *plan, fy_hb **out, fy_error *err)
     free(prev);
     *out = hb;
     return 0;
-}
-
-fy_queue fy_hb_queue(const fy_hb *hb, size_t event)
-{
-    return (fy_queue)hb->queue[event];
 }
 
 uint32_t fy_hb_stream_pos(const fy_hb *hb, size_t event)

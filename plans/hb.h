@@ -34,7 +34,6 @@ typedef enum fy_queue {
 /* The queue an event runs on, from its kind, tiers and op (unknown op: FY_QUEUE_NONE; a
  * transfer over a link that does not exist: FY_QUEUE_NONE). */
 fy_queue fy_event_queue(const fy_plan *plan, const fy_event *ev);
-const char *fy_queue_name(fy_queue q); /* "h2d", "d2h", "gpu", "host", "io", "none" */
 
 typedef struct fy_hb fy_hb;
 
@@ -42,7 +41,6 @@ int fy_hb_build(const fy_plan *plan, fy_hb **out, fy_error *err);
 void fy_hb_destroy(fy_hb *hb);
 /* True when event a happens before event b, or a == b. Indices are plan positions. */
 bool fy_hb_before(fy_hb *hb, size_t a, size_t b);
-fy_queue fy_hb_queue(const fy_hb *hb, size_t event);
 /* The event's 1-based position on its stream (0 for a non-stream event). */
 uint32_t fy_hb_stream_pos(const fy_hb *hb, size_t event);
 
